@@ -1,0 +1,1 @@
+"""The `mta` command: one click group, one module per subcommand group."""

@@ -1,0 +1,111 @@
+"""Read main.cf in Postfix syntax (postconf(5)): `name = value`, comments, continuation lines.
+
+A line that starts with white space continues the previous one; `#` starts a comment only at
+the beginning of a logical line; `$name` and `${name}` expand to other parameters, with a bound
+on nesting so a loop cannot hang. A missing main.cf means the built-in defaults, which run on
+loopback under ./mta-data with no root. Errors name the file and line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_EXPANSION_DEPTH = 20
+MAX_MAIN_CF_BYTES = 4 * 1024 * 1024
+
+BUILTIN_DEFAULTS: Mapping[str, str] = {
+    "base_directory": "mta-data",
+    "queue_directory": "$base_directory/queue",
+    "data_directory": "$base_directory/data",
+}
+
+_NAME = re.compile(r"[A-Za-z0-9_]+\Z")
+_REFERENCE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|\(([A-Za-z0-9_]+)\)|([A-Za-z0-9_]+))")
+
+
+class ConfigError(Exception):
+    """A configuration file or value is wrong; str() is one line naming file and line."""
+
+
+def parse_main_cf(text: str, origin: str) -> dict[str, str]:
+    """Return the raw (unexpanded) parameters of main.cf text; origin names it in errors."""
+    parameters: dict[str, str] = {}
+    logical: list[tuple[int, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0] in " \t":
+            if not logical:
+                raise ConfigError(f"{origin}, line {number}: continuation line without a parameter")
+            first, joined = logical[-1]
+            logical[-1] = (first, f"{joined} {line.strip()}")
+        else:
+            logical.append((number, line.strip()))
+    for number, line in logical:
+        name, equals, value = line.partition("=")
+        name = name.strip()
+        if not equals or not _NAME.match(name):
+            raise ConfigError(f"{origin}, line {number}: expected 'name = value', got {line!r}")
+        parameters[name] = value.strip()
+    return parameters
+
+
+def expand(name: str, parameters: Mapping[str, str]) -> str:
+    """Expand $name references in parameter `name`; unknown names expand to empty."""
+
+    def resolve(value: str, depth: int) -> str:
+        if depth > MAX_EXPANSION_DEPTH:
+            raise ConfigError(f"parameter {name}: $name expansion nested deeper than {depth}")
+
+        def substitute(match: re.Match[str]) -> str:
+            referenced = match.group(1) or match.group(2) or match.group(3)
+            return resolve(parameters.get(referenced, ""), depth + 1)
+
+        return _REFERENCE.sub(substitute, value)
+
+    return resolve(parameters.get(name, ""), 0)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parameters in effect: built-in defaults overridden by main.cf."""
+
+    parameters: Mapping[str, str]
+
+    def get(self, name: str) -> str:
+        return expand(name, self.parameters)
+
+    def path(self, name: str) -> Path:
+        return Path(self.get(name)).absolute()
+
+    @property
+    def queue_directory(self) -> Path:
+        return self.path("queue_directory")
+
+    @property
+    def data_directory(self) -> Path:
+        return self.path("data_directory")
+
+
+def load_settings(config_dir: Path) -> Settings:
+    """Load config_dir/main.cf over the built-in defaults; no file means defaults only."""
+    main_cf = config_dir / "main.cf"
+    parameters = dict(BUILTIN_DEFAULTS)
+    try:
+        with main_cf.open("rb") as handle:
+            raw = handle.read(MAX_MAIN_CF_BYTES + 1)
+    except FileNotFoundError:
+        return Settings(parameters)
+    except OSError as error:
+        raise ConfigError(f"{main_cf}: cannot read: {error.strerror}") from error
+    if len(raw) > MAX_MAIN_CF_BYTES:
+        raise ConfigError(f"{main_cf}: larger than {MAX_MAIN_CF_BYTES} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{main_cf}: not UTF-8 at byte {error.start}") from error
+    parameters.update(parse_main_cf(text, str(main_cf)))
+    return Settings(parameters)

@@ -1,0 +1,1 @@
+"""Generic primitives shared by every mta service (Postfix's src/util)."""
