@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up everything mta needs on a Debian machine with Python 3.11: Debian packages (when
+# root), a virtualenv in .venv, and an editable install that compiles the Cython hotpath.
+# Idempotent; safe to run again. Used by both README commands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${MTA_VENV:-.venv}
+
+# Debian packages the build and the test suite use (one per line in ci/apt-packages.txt).
+missing=()
+while read -r package; do
+    [ -z "$package" ] || [ "${package#\#}" != "$package" ] && continue
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done < ci/apt-packages.txt
+if ! "$PYTHON" -m venv --help >/dev/null 2>&1 || ! "$PYTHON" -c 'import ensurepip' 2>/dev/null; then
+    missing+=(python3-venv)
+fi
+if ! "$PYTHON" -c 'import os, sysconfig; assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' 2>/dev/null; then
+    missing+=(python3-dev)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        echo "ci/setup.sh: missing Debian packages (install them as root): ${missing[*]}" >&2
+        exit 1
+    fi
+    # Postfix only for its tools (smtp-source, smtp-sink) and the comparison: "No
+    # configuration" writes no main.cf, so no system Postfix starts.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install -q -e ".[test]"
+"$VENV/bin/mta" --version
