@@ -567,7 +567,12 @@ class ServerEngine:
         auth: str | None = None
         for keyword, value in parameters.items():
             if keyword == "SIZE":
-                if value is None or not value.isdigit() or len(value) > MAX_SIZE_DIGITS:
+                if (
+                    value is None
+                    or not value.isascii()
+                    or not value.isdigit()
+                    or len(value) > MAX_SIZE_DIGITS
+                ):
                     return _error(501, "5.5.4", "Bad message size syntax")
                 size = int(value)
                 limit = self.limits.message_size_limit
