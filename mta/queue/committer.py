@@ -1,0 +1,126 @@
+"""Group commit: many producers in one event loop share each durable queue transaction.
+
+ARCHITECTURE.md "Group commit": smtpd sessions hand finished messages to their worker's one
+Committer. While a commit is in flight, new messages wait; when it ends they all go into the
+next single write transaction, and each producer gets its queue id only after that
+transaction is durable (LMDB's commit fsyncs before it returns). One fsync thus serves many
+messages, and no acknowledged message can be lost by a crash.
+
+The transaction runs in one dedicated thread, so the event loop keeps serving sessions while
+LMDB writes and fsyncs (py-lmdb releases the GIL there), and every write transaction of this
+process begins and ends in that same thread, as LMDB requires. Several processes may commit to
+one environment at once; LMDB serialises their writers.
+
+Limits: max_batch messages per transaction, max_waiting messages waiting for one; past
+max_waiting, submit fails at once with QueueFullError rather than queueing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from mta.queue.errors import QueueError, QueueFullError
+from mta.queue.message import Message
+from mta.queue.store import MailQueue, PreparedMessage
+
+DEFAULT_MAX_BATCH = 512
+DEFAULT_MAX_WAITING = 10_000
+
+CommitOutcome = str | QueueError
+"""A queue id, or the error that kept that message out of the queue."""
+
+
+class Committer:
+    """Batches concurrent submissions into single durable LMDB transactions."""
+
+    def __init__(
+        self,
+        queue: MailQueue,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_waiting: int = DEFAULT_MAX_WAITING,
+    ) -> None:
+        if max_batch < 1 or max_waiting < 1:
+            raise ValueError("max_batch and max_waiting must be at least 1")
+        self._queue = queue
+        self._max_batch = max_batch
+        self._max_waiting = max_waiting
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mta-commit")
+        self._waiting: list[tuple[PreparedMessage, asyncio.Future[str]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._closed = False
+        self.commits = 0
+        """Transactions committed so far (for tests, statistics and the benchmark)."""
+
+    async def submit(self, message: Message) -> str:
+        """Queue one message; return its queue id once the message is durable.
+
+        Raises MessageLimitError if the message is over a limit, QueueFullError when the
+        queue is full (smtpd answers 452 4.3.1), QueueError for other failures. If the caller
+        is cancelled while waiting, the message may still be queued, as with a client that
+        disconnects after the end of DATA.
+        """
+        if self._closed:
+            raise QueueError("the committer is closed")
+        if len(self._waiting) >= self._max_waiting:
+            raise QueueFullError(f"{self._max_waiting} messages already waiting for a commit")
+        prepared = self._queue.prepare(message)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+        self._waiting.append((prepared, future))
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        return await future
+
+    async def close(self) -> None:
+        """Finish the commits already asked for, then stop the commit thread."""
+        self._closed = True
+        if self._flusher is not None:
+            await self._flusher
+        self._executor.shutdown(wait=True)
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._max_batch]
+                del self._waiting[: self._max_batch]
+                messages = [prepared for prepared, _ in batch]
+                try:
+                    outcomes = await loop.run_in_executor(self._executor, self._commit, messages)
+                except Exception as error:  # a bug or an LMDB failure: fail this batch only
+                    failure = error if isinstance(error, QueueError) else QueueError(str(error))
+                    outcomes = [failure] * len(batch)
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, QueueError):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+        finally:
+            self._flusher = None
+
+    def _commit(self, batch: Sequence[PreparedMessage]) -> list[CommitOutcome]:
+        """In the commit thread: one transaction for the batch, or one each if it is too big.
+
+        When the whole batch does not fit under queue_max_size, the messages that do fit
+        should still get in, so each is retried in a transaction of its own.
+        """
+        try:
+            outcomes: list[CommitOutcome] = list(self._queue.enqueue_prepared(batch))
+            self.commits += 1
+            return outcomes
+        except QueueFullError as error:
+            if len(batch) == 1:
+                return [error]
+        outcomes = []
+        for prepared in batch:
+            try:
+                outcomes.extend(self._queue.enqueue_prepared([prepared]))
+                self.commits += 1
+            except QueueError as error:
+                outcomes.append(error)
+        return outcomes
