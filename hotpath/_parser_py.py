@@ -810,7 +810,9 @@ class ServerEngine:
                     self._keep(pieces, bytes(buffer[position:newline]))
                     del buffer[:newline]
                     self._previous_cr = False
-                    return self._content_chunk(pieces)
+                    if pieces:
+                        return self._content_chunk(pieces)
+                    # Nothing kept (past message_size_limit): the bare LF is decidable now.
                 buffer.clear()
                 return self._awaits(BARE_LF)
             self._line_length += newline + 1 - position
