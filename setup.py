@@ -31,8 +31,12 @@ def _wanted_extensions() -> list[Extension]:
     return cythonize(
         sources,
         language_level=3,
-        compiler_directives={"warn.unused": True, "warn.unused_arg": True,
-                             "warn.unused_result": True, "warn.maybe_uninitialized": True},
+        compiler_directives={
+            "warn.unused": True,
+            "warn.unused_arg": True,
+            "warn.unused_result": True,
+            "warn.maybe_uninitialized": True,
+        },
         force=False,
     )
 

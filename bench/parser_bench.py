@@ -159,7 +159,10 @@ def main() -> int:
     results: dict[str, dict[str, float]] = {}
     print(f"{'measure':28} " + " ".join(f"{name:>12}" for name in implementations) + "   ratio")
     for label, case in cases.items():
-        row = {name: _best(lambda impl=impl: case(impl), repeats) for name, impl in implementations.items()}
+        row = {
+            name: _best(lambda impl=impl, case=case: case(impl), repeats)  # type: ignore[misc]
+            for name, impl in implementations.items()
+        }
         results[label] = row
         ratio = f"{row['compiled'] / row['twin']:7.1f}x" if "compiled" in row else ""
         print(f"{label:28} " + " ".join(f"{value:12,.1f}" for value in row.values()) + f"  {ratio}")

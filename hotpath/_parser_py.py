@@ -114,9 +114,7 @@ MESSAGE_TOO_BIG = _error(552, "5.3.4", "Error: message file too big")
 SIZE_EXCEEDS_LIMIT = _error(552, "5.3.4", "Message size exceeds fixed limit")
 BAD_SENDER = _error(501, "5.1.7", "Bad sender address syntax")
 BAD_RECIPIENT = _error(501, "5.1.3", "Bad recipient address syntax")
-UNICODE_WITHOUT_SMTPUTF8 = _error(
-    553, "5.6.7", "Must declare SMTPUTF8 to send unicode address"
-)
+UNICODE_WITHOUT_SMTPUTF8 = _error(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address")
 BDAT_SYNTAX = _error(501, "5.5.4", "Syntax: BDAT count [LAST]", close=True)
 BAD_AUTH_RESPONSE = _error(501, "5.5.2", "Error: malformed authentication response")
 
@@ -393,6 +391,16 @@ def _format_reply(code: int, lines: Sequence[str], status: str | None) -> bytes:
 class ServerEngine:
     """One SMTP server session's protocol state, fed with bytes, answering with events."""
 
+    _in_mail: bool
+    _recipients: int
+    _smtputf8: bool
+    _body: str | None
+    _bdat_transaction: bool
+    _chunk_remaining: int
+    _chunk_size: int
+    _chunk_last: bool
+    _chunk_refusal: ProtocolError | None
+
     def __init__(self, limits: ServerLimits = DEFAULT_LIMITS) -> None:
         self.limits = limits
         self._strict_bare_lf = limits.bare_newline == "strict"
@@ -453,7 +461,7 @@ class ServerEngine:
     def next_event(self) -> Event | None:
         """The next event, or None when more input (or a reply) is needed first."""
         state = self._state
-        if state == CLOSED or self._awaiting is not None or state == GREETING:
+        if state in (CLOSED, GREETING) or self._awaiting is not None:
             return None
         if state == CONTENT:
             return self._content_event()
@@ -717,9 +725,7 @@ class ServerEngine:
             return _usage("AUTH mechanism")
         return Auth(mechanism, words[1] if len(words) == 2 else None)
 
-    def _argument_command(
-        self, verb: str, argument: str, event: type[Vrfy | Expn | Etrn]
-    ) -> Event:
+    def _argument_command(self, verb: str, argument: str, event: type[Vrfy | Expn | Etrn]) -> Event:
         argument = argument.strip(" ")
         if not argument:
             return _usage(f"{verb} {'domain' if event is Etrn else 'address'}")
@@ -966,12 +972,12 @@ class ServerEngine:
         self._in_mail = False
         self._recipients = 0
         self._smtputf8 = False
-        self._body: str | None = None
+        self._body = None
         self._bdat_transaction = False
         self._chunk_remaining = 0
         self._chunk_size = 0
         self._chunk_last = False
-        self._chunk_refusal: ProtocolError | None = None
+        self._chunk_refusal = None
         self._reset_content()
 
     def data_to_send(self) -> bytes:

@@ -15,17 +15,17 @@ Trust: nothing here trusts the peer; every limit the engine enforces is a field 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 
-class Event(tuple):  # type: ignore[type-arg]
+class Event(tuple[Any, ...]):
     """Base of all engine events: an immutable tuple whose equality includes its type."""
 
     __slots__ = ()
     _fields: ClassVar[tuple[str, ...]] = ()
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and tuple.__eq__(self, other)  # type: ignore[arg-type]
+        return type(self) is type(other) and tuple.__eq__(self, other)
 
     def __ne__(self, other: object) -> bool:
         return not self.__eq__(other)
@@ -34,7 +34,9 @@ class Event(tuple):  # type: ignore[type-arg]
         return hash((type(self).__name__, tuple(self)))
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True))
+        fields = ", ".join(
+            f"{name}={value!r}" for name, value in zip(self._fields, self, strict=True)
+        )
         return f"{type(self).__name__}({fields})"
 
     def __getnewargs__(self) -> tuple[Any, ...]:
@@ -202,7 +204,7 @@ class _ArgumentCommand(Event):
     __slots__ = ()
     _fields = ("argument",)
 
-    def __new__(cls, argument: str) -> Any:
+    def __new__(cls, argument: str) -> Self:
         return tuple.__new__(cls, (argument,))
 
     @property

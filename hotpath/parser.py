@@ -22,7 +22,7 @@ if not NO_EXTENSIONS:
     except ImportError:
         pass
 if not ACCELERATED:
-    from hotpath._parser_py import (  # type: ignore[assignment]
+    from hotpath._parser_py import (
         DEFAULT_LIMITS,
         DotStuffer,
         ReplyParser,
