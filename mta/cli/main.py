@@ -12,9 +12,16 @@ from mta.cli.context import DEFAULT_CONFIG_DIR, AppContext
 
 
 def _version_line() -> str:
-    from hotpath.parser import ACCELERATED
+    from hotpath import parser, queue
 
-    flavour = "compiled hotpath" if ACCELERATED else "pure-Python hotpath"
+    modules = {"_parser": parser.ACCELERATED, "_queue": queue.ACCELERATED}
+    if all(modules.values()):
+        flavour = "compiled hotpath"
+    elif not any(modules.values()):
+        flavour = "pure-Python hotpath"
+    else:
+        pure = ", ".join(name for name, compiled in modules.items() if not compiled)
+        flavour = f"compiled hotpath except {pure}"
     return f"mta {__version__} ({flavour})"
 
 
