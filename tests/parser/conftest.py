@@ -31,9 +31,7 @@ settings.register_profile(
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "needs_compiled: compares the compiled engine with its twin"
-    )
+    config.addinivalue_line("markers", "needs_compiled: compares the compiled engine with its twin")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -30,7 +30,9 @@ from hotpath.events import (
 
 Replier = Callable[[Event], tuple[int, str, str | None]]
 
-ENVELOPE = b"EHLO client.example\r\nMAIL FROM:<sender@example.com>\r\nRCPT TO:<rcpt@example.net>\r\n"
+ENVELOPE = (
+    b"EHLO client.example\r\nMAIL FROM:<sender@example.com>\r\nRCPT TO:<rcpt@example.net>\r\n"
+)
 
 
 def scripted_reply(event: Event) -> tuple[int, str, str | None]:

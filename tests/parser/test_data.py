@@ -198,7 +198,10 @@ def test_content_over_the_size_limit_is_cut_at_exactly_the_limit(impl: ModuleTyp
     limits = ServerLimits(message_size_limit=20)
     session = run(impl, ENVELOPE + b"DATA\r\n" + b"0123456789\r\n" * 5 + b".\r\nNOOP\r\n", limits)
     assert session.content == (b"0123456789\r\n" * 5)[:20]
-    assert session.events[-2:] == [ProtocolError(552, "5.3.4", "Error: message file too big"), Noop()]
+    assert session.events[-2:] == [
+        ProtocolError(552, "5.3.4", "Error: message file too big"),
+        Noop(),
+    ]
     assert not session.engine.in_transaction
 
 
