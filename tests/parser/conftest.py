@@ -35,6 +35,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.path).startswith(here):
+            # An exception a compiled function swallowed ("Exception ignored in") is a bug.
+            item.add_marker(
+                pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+            )
     if not NO_EXTENSIONS:
         return
     deselected = [item for item in items if item.get_closest_marker("needs_compiled")]
