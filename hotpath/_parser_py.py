@@ -186,6 +186,8 @@ def _valid_domain(domain: str, utf8: bool) -> bool:
         literal = domain[1:-1]
         try:
             if literal[:5].upper() == "IPV6:":
+                if "%" in literal:  # a zone index is not part of RFC 5321 IPv6-addr
+                    return False
                 ipaddress.IPv6Address(literal[5:])
             else:
                 ipaddress.IPv4Address(literal)
