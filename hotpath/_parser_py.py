@@ -1072,6 +1072,8 @@ class ReplyParser:
         while True:
             end = buffer.find(b"\n")
             if end < 0:
+                if len(buffer) >= self.line_limit:
+                    raise ReplySyntaxError(f"reply line longer than {self.line_limit} octets")
                 return None
             if end + 1 > self.line_limit:
                 raise ReplySyntaxError(f"reply line longer than {self.line_limit} octets")
