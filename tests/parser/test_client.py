@@ -92,6 +92,21 @@ def test_over_long_reply_line_without_lf_is_refused_at_once(impl: ModuleType) ->
         parser.receive_data(b"250 " + b"x" * 200)
 
 
+def test_over_long_reply_line_after_a_complete_reply_is_refused(impl: ModuleType) -> None:
+    parser = impl.ReplyParser(line_limit=100)
+    parser.receive_data(b"250 ok\r\n" + b"x" * 1000)
+    assert parser.next_reply() == Reply(250, None, ("ok",))
+    with pytest.raises(ReplySyntaxError):
+        parser.next_reply()
+
+
+def test_partial_reply_line_of_exactly_the_limit_is_refused(impl: ModuleType) -> None:
+    parser = impl.ReplyParser(line_limit=100)
+    parser.receive_data(b"250 " + b"x" * 96)
+    with pytest.raises(ReplySyntaxError):
+        parser.next_reply()
+
+
 def test_too_many_reply_lines_are_refused(impl: ModuleType) -> None:
     at_limit = b"250-x\r\n" * 9 + b"250 x\r\n"
     assert len(replies(impl, at_limit, max_lines=10)[0].lines) == 10
