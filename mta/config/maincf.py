@@ -9,6 +9,7 @@ loopback under ./mta-data with no root. Errors name the file and line.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +17,34 @@ from pathlib import Path
 MAX_EXPANSION_DEPTH = 20
 MAX_MAIN_CF_BYTES = 4 * 1024 * 1024
 
+
+def _host_name() -> str:
+    """This host's name without a DNS lookup; Postfix appends .localdomain to a bare name."""
+    name = socket.gethostname().lower().rstrip(".")
+    return name if "." in name else f"{name}.localdomain"
+
+
 BUILTIN_DEFAULTS: Mapping[str, str] = {
     "base_directory": "mta-data",
     "queue_directory": "$base_directory/queue",
     "data_directory": "$base_directory/data",
+    "myhostname": _host_name(),
+    "mydomain": _host_name().partition(".")[2],
+    "myorigin": "$myhostname",
+    "mail_name": "mta",
+    "inet_interfaces": "127.0.0.1",
+    "mynetworks": "127.0.0.0/8 [::1]/128",
+    "mydestination": "$myhostname, localhost.$mydomain, localhost",
+    "relay_domains": "",
+    "message_size_limit": "10240000",
+    "smtpd_banner": "$myhostname ESMTP $mail_name",
+    "smtpd_recipient_limit": "1000",
+    "smtpd_hard_error_limit": "20",
+    "smtpd_timeout": "300s",
+    "smtpd_forbid_bare_newline": "yes",
+    "disable_vrfy_command": "no",
+    "smtpd_worker_session_limit": "10000",
+    "smtpd_shutdown_timeout": "10s",
 }
 
 _NAME = re.compile(r"[A-Za-z0-9_]+\Z")

@@ -1,0 +1,143 @@
+"""smtpd access policy, kept apart from the protocol as Postfix keeps smtpd_check.c.
+
+Open relaying is impossible by default: a client outside `mynetworks` may send only to
+recipients whose domain is one of ours (`mydestination`) or one we relay for
+(`relay_domains`); anything else gets `554 5.7.1 <address>: Relay access denied`, as
+Postfix's permit_mynetworks, reject_unauth_destination do. A local part with sender-specified
+routing (`@`, `%`, `!`) is treated as a relay attempt from such clients, because the
+percent hack or a bang path could turn it into one after rewriting.
+
+Trust: the client address comes from the kernel (getpeername), never from the client. Domains
+are compared case-insensitively without a trailing dot; a list entry ".example.com" matches
+every subdomain of example.com, as in Postfix.
+
+Parameters:
+  mynetworks (127.0.0.0/8 [::1]/128)     trusted client networks, CIDR or single addresses,
+                                         IPv6 optionally in [brackets]
+  mydestination ($myhostname, localhost.$mydomain, localhost)   domains delivered here
+  relay_domains (empty)                  domains this host relays mail for
+  myorigin ($myhostname)                 the domain of an address given without one
+Lookup tables (type:name) in these lists are not supported yet: they are a ConfigError.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mta.config.maincf import ConfigError, Settings
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_LIST_SEPARATOR = re.compile(r"[\s,]+")
+SENDER_ROUTING_CHARACTERS = frozenset("@%!")
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A policy decision to refuse, with the reply to give."""
+
+    code: int
+    status: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.status} {self.text}"
+
+
+def parse_list(settings: Settings, name: str) -> list[str]:
+    """A comma/space separated list of domains; type:table and /file entries are refused."""
+    entries = [entry for entry in _LIST_SEPARATOR.split(settings.get(name)) if entry]
+    for entry in entries:
+        if ":" in entry or entry.startswith("/"):
+            raise ConfigError(f"{name}: lookup table {entry!r} is not supported yet")
+    return entries
+
+
+def parse_networks(settings: Settings, name: str) -> tuple[IPNetwork, ...]:
+    networks: list[IPNetwork] = []
+    for entry in _LIST_SEPARATOR.split(settings.get(name)):
+        if not entry:
+            continue
+        address, slash, prefix = entry.partition("/")
+        if address.startswith("[") and address.endswith("]"):
+            address = address[1:-1]
+        try:
+            networks.append(ipaddress.ip_network(f"{address}{slash}{prefix}", strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {entry!r} is not a network address") from None
+    return tuple(networks)
+
+
+def client_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The client's IP address; an IPv4-mapped IPv6 address counts as the IPv4 one."""
+    try:
+        ip = ipaddress.ip_address(address.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+class DomainList:
+    """Domain names with Postfix's ".parent" entries matching every subdomain."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        names = [_normalise_domain(entry) for entry in entries]
+        self._exact = frozenset(name for name in names if not name.startswith("."))
+        self._parents = tuple(name for name in names if name.startswith("."))
+
+    def __contains__(self, domain: object) -> bool:
+        if not isinstance(domain, str):
+            return False
+        domain = _normalise_domain(domain)
+        return domain in self._exact or any(domain.endswith(p) for p in self._parents)
+
+
+def _normalise_domain(domain: str) -> str:
+    return domain.lower().rstrip(".")
+
+
+class RelayPolicy:
+    """Decides, per recipient, whether a client may hand us mail for it."""
+
+    def __init__(
+        self,
+        mynetworks: Iterable[IPNetwork],
+        mydestination: Iterable[str],
+        relay_domains: Iterable[str],
+        myorigin: str,
+    ) -> None:
+        self.mynetworks = tuple(mynetworks)
+        self.local_domains = DomainList(mydestination)
+        self.relay_domains = DomainList(relay_domains)
+        self.myorigin = myorigin
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RelayPolicy:
+        return cls(
+            parse_networks(settings, "mynetworks"),
+            parse_list(settings, "mydestination"),
+            parse_list(settings, "relay_domains"),
+            settings.get("myorigin").strip(),
+        )
+
+    def is_trusted_client(self, client_address: str) -> bool:
+        """permit_mynetworks: the client's address is in one of mynetworks."""
+        ip = client_ip(client_address)
+        return ip is not None and any(ip in network for network in self.mynetworks)
+
+    def check_recipient(self, client_address: str, recipient: str) -> Rejection | None:
+        """None to accept RCPT TO:<recipient> from this client, else the rejection."""
+        if self.is_trusted_client(client_address):
+            return None
+        local_part, at, domain = recipient.rpartition("@")
+        if not at:
+            local_part, domain = recipient, self.myorigin
+        routed = not SENDER_ROUTING_CHARACTERS.isdisjoint(local_part)
+        if not routed and (domain in self.local_domains or domain in self.relay_domains):
+            return None
+        return Rejection(554, "5.7.1", f"<{recipient}>: Relay access denied")

@@ -1,0 +1,62 @@
+"""The Received header smtpd prepends to each message (RFC 5321 section 4.4).
+
+    Received: from HELO (NAME [ADDRESS])
+        by MYHOSTNAME (MAIL_NAME) with PROTOCOL
+        for <RECIPIENT>; DATE
+
+(continuation lines start with a TAB). `for <RECIPIENT>` appears only when the message has
+exactly one recipient, as Postfix does, so a header never lists who else got a copy. The queue
+id is not in the header: the queue hands it out in the commit transaction, after the content is
+final (Postfix writes `id QUEUEID` here).
+PROTOCOL is SMTP, ESMTP, or with TLS/AUTH ESMTPS, ESMTPA, ESMTPSA (RFC 3848), and with
+SMTPUTF8 UTF8SMTP, UTF8SMTPS, UTF8SMTPA, UTF8SMTPSA (RFC 6531 section 3.7.3).
+
+Trust: the HELO name and recipient come from the client but were checked by the protocol engine
+(no control characters, bounded length), so they cannot break the header's lines.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from email.utils import format_datetime
+
+RECEIVED_HEADER_LIMIT = 2048
+"""Octets the header can take: HELO (512) + recipient (256) + host names + fixed text."""
+
+
+def protocol_name(helo_verb: str | None, smtputf8: bool, tls: bool, authenticated: bool) -> str:
+    """The `with` keyword of the Received header (and the proto= of log lines)."""
+    if helo_verb != "EHLO":
+        return "SMTP"
+    base = "UTF8SMTP" if smtputf8 else "ESMTP"
+    return base + ("S" if tls else "") + ("A" if authenticated else "")
+
+
+def address_literal(address: str) -> str:
+    """An IP address as it appears inside [] in a header: IPv6 gets the "IPv6:" tag."""
+    try:
+        version = ipaddress.ip_address(address).version
+    except ValueError:
+        return address
+    return f"IPv6:{address}" if version == 6 else address
+
+
+def received_header(
+    *,
+    helo: str | None,
+    client_name: str,
+    client_address: str,
+    myhostname: str,
+    mail_name: str,
+    protocol: str,
+    recipients: list[str],
+    when: datetime,
+) -> bytes:
+    recipient = f"\r\n\tfor <{recipients[0]}>" if len(recipients) == 1 else ""
+    text = (
+        f"Received: from {helo or client_name} ({client_name} [{address_literal(client_address)}])"
+        f"\r\n\tby {myhostname} ({mail_name}) with {protocol}{recipient}; "
+        f"{format_datetime(when)}\r\n"
+    )
+    return text.encode("utf-8")

@@ -1,0 +1,99 @@
+"""What one smtpd worker's sessions share: settings, policy, the committer, the qmgr trigger.
+
+The service makes the sessions (it is the protocol factory given to the event loop's servers),
+keeps them within `smtpd_worker_session_limit`, wakes qmgr at most once per loop iteration
+however many messages a group commit released, and on stop lets sessions finish their
+transaction for up to `smtpd_shutdown_timeout` before cutting the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mta.queue import Committer
+from mta.smtpd.policy import RelayPolicy
+from mta.smtpd.session import SmtpSession
+from mta.smtpd.settings import SmtpdSettings
+from mta.util.trigger import SCAN_INCOMING, TriggerSender
+
+log = logging.getLogger("mta.smtpd")
+
+STOP_POLL_INTERVAL = 0.05
+
+
+def ehlo_lines(settings: SmtpdSettings) -> tuple[str, ...]:
+    """The EHLO reply: our name, then the extensions in Postfix's order."""
+    size_limit = settings.limits.message_size_limit
+    return (
+        settings.myhostname,
+        "PIPELINING",
+        f"SIZE {size_limit}",
+        *(() if settings.disable_vrfy else ("VRFY",)),
+        "ENHANCEDSTATUSCODES",
+        "8BITMIME",
+        "DSN",
+        "SMTPUTF8",
+        "CHUNKING",
+    )
+
+
+class SmtpdService:
+    def __init__(
+        self,
+        settings: SmtpdSettings,
+        policy: RelayPolicy,
+        committer: Committer,
+        trigger: TriggerSender | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.committer = committer
+        self.ehlo_lines = ehlo_lines(settings)
+        self.sessions: set[SmtpSession] = set()
+        self._trigger = trigger
+        self._wake_pending = False
+
+    def protocol_factory(self) -> SmtpSession:
+        return SmtpSession(self)
+
+    def admit(self, session: SmtpSession) -> bool:
+        """Register a new session; False when the worker already holds its limit."""
+        if len(self.sessions) >= self.settings.session_limit:
+            return False
+        self.sessions.add(session)
+        return True
+
+    def forget(self, session: SmtpSession) -> None:
+        self.sessions.discard(session)
+
+    def message_queued(self) -> None:
+        """A message is durable: wake qmgr once, after this loop iteration's commits."""
+        if self._trigger is not None and not self._wake_pending:
+            self._wake_pending = True
+            asyncio.get_running_loop().call_soon(self._wake_qmgr)
+
+    def _wake_qmgr(self) -> None:
+        self._wake_pending = False
+        if self._trigger is None:
+            return
+        try:
+            self._trigger.send(SCAN_INCOMING)
+        except OSError as error:
+            # Not one of the expected "nobody listens" errors (e.g. a path longer than
+            # AF_UNIX allows): say so once; qmgr's timer scan still finds the mail.
+            log.warning("warning: cannot trigger qmgr at %r: %s", self._trigger.path, error)
+            self._trigger = None
+
+    async def stop(self) -> None:
+        """End idle sessions now, the others after their transaction, the rest at the timeout."""
+        for session in list(self.sessions):
+            session.stop()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_timeout
+        while self.sessions and loop.time() < deadline:
+            await asyncio.sleep(STOP_POLL_INTERVAL)
+        for session in list(self.sessions):
+            session.abort()
+        # Let the transports report connection_lost before the loop goes away.
+        await asyncio.sleep(0)
