@@ -20,6 +20,8 @@ control characters is refused (Exim "21Nails"); every buffer has a bound from Se
 
 import ipaddress
 
+cimport cython
+
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize
@@ -230,7 +232,7 @@ cdef inline int _hex_digit(Py_UCS4 point) noexcept:
 
 cdef object _decode_xtext(str value):
     cdef Py_ssize_t length = len(value)
-    cdef Py_ssize_t index = 0
+    cdef Py_ssize_t index
     cdef Py_UCS4 point
     cdef int high, low, code
     cdef bint plain = True
@@ -266,10 +268,8 @@ cdef object _decode_xtext(str value):
 
 
 cdef bint _valid_label_chars(str domain, Py_ssize_t start, Py_ssize_t end, bint utf8):
-    cdef Py_ssize_t index
     cdef Py_UCS4 point
-    for index in range(start, end):
-        point = domain[index]
+    for point in domain[start:end]:
         if point < 128:
             if not (_ascii_alnum(point) or point == 45):
                 return False
@@ -290,6 +290,8 @@ cdef bint _valid_domain(str domain, bint utf8) except -1:
         literal = domain[1:-1]
         try:
             if literal[:5].upper() == "IPV6:":
+                if "%" in literal:  # a zone index is not part of RFC 5321 IPv6-addr
+                    return False
                 ipaddress.IPv6Address(literal[5:])
             else:
                 ipaddress.IPv4Address(literal)
@@ -712,6 +714,8 @@ cdef dict TRANSITIONS = {
 }
 
 
+# Sessions are not pickled; the twin's would be, but nothing relies on it.
+@cython.auto_pickle(False)
 cdef class ServerEngine:
     """One SMTP server session's protocol state, fed with bytes, answering with events."""
 
@@ -770,10 +774,6 @@ cdef class ServerEngine:
     cdef Py_ssize_t _line_length
     cdef bint _at_line_start
     cdef bint _previous_cr
-
-    def __cinit__(self):
-        self._input = NULL
-        self._scratch = NULL
 
     def __dealloc__(self):
         PyMem_Free(self._input)
@@ -1032,7 +1032,7 @@ cdef class ServerEngine:
         if verb == VERB_RCPT:
             return self._rcpt(argument)
         if verb == VERB_EHLO or verb == VERB_HELO:
-            return self._hello(VERB_NAMES[verb], argument)
+            return _hello(VERB_NAMES[verb], argument)
         if verb == VERB_DATA:
             return self._data(argument)
         if verb == VERB_QUIT:
@@ -1058,12 +1058,6 @@ cdef class ServerEngine:
         if verb == VERB_EXPN:
             return _argument_command("EXPN", argument, Expn)
         return _new_event(Help, (argument.strip(" "),))
-
-    cdef object _hello(self, str verb, str argument):
-        domain = argument.strip(" ")
-        if not domain or not PyUnicode_IS_ASCII(domain):
-            return _usage(f"{verb} hostname")
-        return _new_event(Hello, (verb, domain))
 
     cdef object _mail(self, str argument):
         if self._in_mail:
@@ -1503,6 +1497,13 @@ cdef class ServerEngine:
         return data
 
 
+cdef object _hello(str verb, str argument):
+    domain = argument.strip(" ")
+    if not domain or not PyUnicode_IS_ASCII(domain):
+        return _usage(f"{verb} hostname")
+    return _new_event(Hello, (verb, domain))
+
+
 cdef object _argument_command(str verb, str argument, object event):
     argument = argument.strip(" ")
     if not argument:
@@ -1518,8 +1519,7 @@ cdef object _split_enhanced_status(str text, int code):
     """("x.y.z", rest) when text starts with an RFC 2034 status of the code's class."""
     cdef Py_ssize_t length = len(text)
     cdef Py_ssize_t head_end = text.find(" ")
-    cdef Py_ssize_t index
-    cdef Py_ssize_t dots = 0
+    cdef Py_ssize_t dots = 1
     cdef Py_ssize_t part_length = 0
     cdef Py_UCS4 point
     if head_end < 0:
@@ -1528,9 +1528,7 @@ cdef object _split_enhanced_status(str text, int code):
         return None, text
     if text[0] != 48 + code // 100 or text[1] != 46:
         return None, text
-    dots = 1
-    for index in range(2, head_end):
-        point = text[index]
+    for point in text[2:head_end]:
         if point == 46:
             if part_length == 0:
                 return None, text
@@ -1547,6 +1545,7 @@ cdef object _split_enhanced_status(str text, int code):
     return text[:head_end], text[head_end + 1 :]
 
 
+@cython.auto_pickle(False)
 cdef class ReplyParser:
     """Assembles server replies from bytes; bounded in line length and lines per reply."""
 
@@ -1588,6 +1587,8 @@ cdef class ReplyParser:
             if PyByteArray_GET_SIZE(buffer):
                 found = <const unsigned char*>memchr(data, LF, PyByteArray_GET_SIZE(buffer))
             if found == NULL:
+                if PyByteArray_GET_SIZE(buffer) >= self.line_limit:
+                    raise ReplySyntaxError(f"reply line longer than {self.line_limit} octets")
                 return None
             end = found - data
             if end + 1 > self.line_limit:
@@ -1625,8 +1626,7 @@ cdef class ReplyParser:
         cdef list collected = self._lines
         status, first = _split_enhanced_status(collected[0], code)
         lines = [first]
-        for index in range(1, len(collected)):
-            line = collected[index]
+        for line in collected[1:]:
             line_status, rest = _split_enhanced_status(line, code)
             lines.append(rest if line_status == status and status else line)
         self._lines = []
@@ -1645,6 +1645,7 @@ cdef Py_ssize_t _stuffed_bound(Py_ssize_t length, Py_ssize_t line_limit) noexcep
     return doubled + 3 * (doubled // (line_limit - 1) + 2) + 8
 
 
+@cython.auto_pickle(False)
 cdef class DotStuffer:
     """Turns message content into DATA octets, chunk by chunk (RFC 5321 4.5.2).
 
