@@ -6,6 +6,7 @@ from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hotpath.events import (
     DataChunk,
@@ -48,15 +49,29 @@ def test_end_of_data_split_in_every_place_still_ends_the_message(impl: ModuleTyp
         assert events_of(impl, [data[:cut], data[cut:]]) == expected
 
 
-@settings(max_examples=150, deadline=None)
-@given(data=sessions(), cut_points=cuts)
+SPLIT_LIMITS = (
+    ServerLimits(),
+    ServerLimits(bare_newline="normal"),
+    ServerLimits(
+        command_line_limit=64,
+        auth_line_limit=80,
+        message_size_limit=40,
+        recipient_limit=2,
+        strict_envelope=True,
+        helo_required=True,
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=sessions(), cut_points=cuts, limits=st.sampled_from(SPLIT_LIMITS))
 def test_any_split_of_any_input_gives_the_same_events(
-    impl: ModuleType, data: bytes, cut_points: list[int]
+    impl: ModuleType, data: bytes, cut_points: list[int], limits: ServerLimits
 ) -> None:
     # A 220 to STARTTLS discards pipelined input by design, which depends on the split.
     scripted = reply_with({StartTls: 454})
-    whole = events_of(impl, [data], replier=scripted)
-    assert events_of(impl, split_at(data, cut_points), replier=scripted) == whole
+    whole = events_of(impl, [data], limits, scripted)
+    assert events_of(impl, split_at(data, cut_points), limits, scripted) == whole
 
 
 # -- command lines -------------------------------------------------------------------------
