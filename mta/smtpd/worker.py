@@ -83,9 +83,12 @@ def queue_settings(settings: Settings) -> QueueSettings:
 
 
 async def serve(
-    settings: Settings, sockets: Sequence[socket.socket], stop: asyncio.Event | None = None
+    settings: Settings,
+    sockets: Sequence[socket.socket],
+    queue: MailQueue,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve SMTP on `sockets` until `stop` is set (or SIGTERM/SIGINT when stop is None)."""
+    """Serve SMTP on `sockets` into `queue` until `stop` is set (None: SIGTERM or SIGINT)."""
     smtpd_settings = SmtpdSettings.from_settings(settings)
     policy = RelayPolicy.from_settings(settings)
     loop = asyncio.get_running_loop()
@@ -93,7 +96,6 @@ async def serve(
         stop = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-    queue = MailQueue(queue_settings(settings))
     committer = Committer(queue)
     trigger = TriggerSender(trigger_path(settings.queue_directory))
     service = SmtpdService(smtpd_settings, policy, committer, trigger)
@@ -111,7 +113,6 @@ async def serve(
         for server in servers:
             server.close()
         await committer.close()
-        queue.close()
         trigger.close()
 
 
@@ -121,13 +122,14 @@ def _format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str
 
 
 def run_worker(settings: Settings, sockets: Sequence[socket.socket]) -> None:
-    """One worker process's life: its event loop, until SIGTERM or SIGINT."""
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(serve(settings, sockets))
-    else:
-        uvloop.run(serve(settings, sockets))
+    """One worker process's life: its queue and event loop, until SIGTERM or SIGINT."""
+    with MailQueue(queue_settings(settings)) as queue:
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(serve(settings, sockets, queue))
+        else:
+            uvloop.run(serve(settings, sockets, queue))
 
 
 def run(
