@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import time
 
 import pytest
 
 from mta.queue import BodyType, DsnRet, Notify
+from mta.util.trigger import SCAN_INCOMING, TriggerReceiver, trigger_path
 
 from .harness import RunningServer, StartServer, read_replies, read_reply
 
@@ -178,3 +180,18 @@ def test_session_log_lines_follow_postfix(
         "disconnect from unknown[127.0.0.1] ehlo=1 mail=2 rcpt=1/2 data=1 rset=1 quit=1"
         " commands=7/8"
     )
+
+
+def test_durable_commit_wakes_qmgr(server: RunningServer) -> None:
+    receiver = TriggerReceiver(trigger_path(server.settings.queue_directory))
+    try:
+        with smtplib.SMTP("127.0.0.1", server.port) as client:
+            client.sendmail("a@example.org", ["root@localhost"], BODY)
+            deadline = time.monotonic() + 5
+            requests: set[bytes] = set()
+            while not requests and time.monotonic() < deadline:
+                requests = receiver.drain()
+                time.sleep(0.01)
+        assert requests == {SCAN_INCOMING}
+    finally:
+        receiver.close()

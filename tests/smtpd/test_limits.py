@@ -114,7 +114,8 @@ def test_unexpected_exception_ends_only_that_session(
     with server.connect() as healthy:
         read_reply(healthy)
         handlers: dict[type[Event], EventHandler] = EVENT_HANDLERS
-        monkeypatch.setitem(handlers, Noop, explode)
+        noop: type[Event] = Noop
+        monkeypatch.setitem(handlers, noop, explode)
         with server.connect() as broken:
             read_reply(broken)
             broken.sendall(b"NOOP\r\n")
