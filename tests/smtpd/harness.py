@@ -90,3 +90,37 @@ def read_replies(sock: socket.socket, count: int) -> bytes:
             break
         data += chunk
     return data
+
+
+async def send_messages(port: int, client: int, count: int) -> list[str]:
+    """One pipelining session sending `count` messages; returns the queue ids in order."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def replies(number: int) -> list[bytes]:
+        lines: list[bytes] = []
+        while number:
+            line = await reader.readline()
+            assert line, "server closed the connection"
+            if line[3:4] == b" ":
+                lines.append(line)
+                number -= 1
+        return lines
+
+    await replies(1)
+    writer.write(b"EHLO load.example\r\n")
+    await replies(1)
+    queue_ids = []
+    for serial in range(count):
+        writer.write(
+            b"MAIL FROM:<load%d@example.org>\r\nRCPT TO:<root@localhost>\r\nDATA\r\n" % client
+        )
+        assert [line[:3] for line in await replies(3)] == [b"250", b"250", b"354"]
+        writer.write(b"Subject: %d.%d\r\n\r\nbody\r\n.\r\n" % (client, serial))
+        [queued] = await replies(1)
+        assert queued.startswith(b"250 2.0.0 Ok: queued as "), queued
+        queue_ids.append(queued.split()[-1].decode())
+    writer.write(b"QUIT\r\n")
+    await replies(1)
+    writer.close()
+    await writer.wait_closed()
+    return queue_ids
