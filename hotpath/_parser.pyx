@@ -27,7 +27,7 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize
 from cpython.bytes cimport PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.unicode cimport PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
+from cpython.unicode cimport PyUnicode_1BYTE_DATA, PyUnicode_DecodeLatin1, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy, memmove
 
@@ -257,7 +257,7 @@ cdef object _decode_xtext(str value):
             if high < 0 or low < 0:
                 return None
             code = high * 16 + low
-            if code < 33 or code > 126:
+            if code < 32 or code > 126:
                 return None
             out.append(chr(code))
             index += 3
@@ -599,6 +599,76 @@ cdef bytes _format_reply(object code, list lines, object status):
     return "".join(out).encode("utf-8")
 
 
+cdef inline Py_ssize_t _plain_line_length(object line):
+    """The length of an ASCII str without CR, LF or NUL; -1 for any other line."""
+    if type(line) is not str or not PyUnicode_IS_ASCII(line):
+        return -1
+    cdef Py_ssize_t length = len(<str>line)
+    cdef const char* data = <const char*>PyUnicode_1BYTE_DATA(line)
+    if memchr(data, CR, length) or memchr(data, LF, length) or memchr(data, 0, length):
+        return -1
+    return length
+
+
+cdef object _format_plain_reply(object code, object text, object status):
+    """_format_reply without Python formatting for the usual reply: an int code, ASCII str
+    text or lines and status. None when anything is unusual: _format_reply then decides."""
+    cdef Py_ssize_t count
+    cdef Py_ssize_t index
+    cdef Py_ssize_t octets
+    cdef Py_ssize_t prefix_length = 0
+    cdef Py_ssize_t total = 0
+    cdef int number
+    cdef char* out
+    cdef object lines
+    if type(code) is not int or not 200 <= code <= 599:
+        return None
+    number = code
+    if status is not None:
+        if type(status) is not str or not PyUnicode_IS_ASCII(status):
+            return None
+        prefix_length = len(<str>status)
+        if prefix_length:
+            prefix_length += 1
+    if type(text) is str:
+        lines = None
+        count = 1
+    elif type(text) is tuple or type(text) is list:
+        lines = text
+        count = len(text)
+        if not count:
+            return None
+    else:
+        return None
+    for index in range(count):
+        octets = _plain_line_length(text if lines is None else lines[index])
+        if octets < 0:
+            return None
+        octets += 6 + prefix_length
+        if octets > REPLY_LINE_LIMIT:
+            return None
+        total += octets
+    result = PyBytes_FromStringAndSize(NULL, total)
+    out = PyBytes_AS_STRING(result)
+    for index in range(count):
+        line = text if lines is None else lines[index]
+        out[0] = <char>(48 + number // 100)
+        out[1] = <char>(48 + number // 10 % 10)
+        out[2] = <char>(48 + number % 10)
+        out[3] = SPACE if index == count - 1 else 45
+        out += 4
+        if prefix_length:
+            memcpy(out, PyUnicode_1BYTE_DATA(status), prefix_length - 1)
+            out[prefix_length - 1] = SPACE
+            out += prefix_length
+        octets = len(<str>line)
+        memcpy(out, PyUnicode_1BYTE_DATA(line), octets)
+        out[octets] = CR
+        out[octets + 1] = LF
+        out += octets + 2
+    return result
+
+
 # ---------------------------------------------------------------------------------------------
 # The server engine.
 
@@ -714,23 +784,48 @@ cdef dict TRANSITIONS = {
 }
 
 
+# ServerLimits as C sizes, read once per ServerLimits object (they are frozen).
+cdef struct Limits:
+    Py_ssize_t command_line
+    Py_ssize_t text_line
+    Py_ssize_t auth_line
+    Py_ssize_t message_size
+    Py_ssize_t recipient
+    Py_ssize_t input_buffer
+    bint strict_envelope
+    bint helo_required
+    Py_ssize_t local_part
+    Py_ssize_t domain
+    Py_ssize_t path
+
+
+cdef Limits _read_limits(object limits) except *:
+    cdef Limits values
+    values.command_line = _clamp(limits.command_line_limit)
+    values.text_line = _clamp(limits.text_line_limit)
+    values.auth_line = _clamp(limits.auth_line_limit)
+    values.message_size = _clamp(limits.message_size_limit)
+    values.recipient = _clamp(limits.recipient_limit)
+    values.input_buffer = _clamp(limits.input_buffer_limit)
+    values.strict_envelope = limits.strict_envelope
+    values.helo_required = limits.helo_required
+    values.local_part = _clamp(limits.local_part_limit)
+    values.domain = _clamp(limits.domain_limit)
+    values.path = _clamp(limits.path_limit)
+    return values
+
+
+cdef Limits _cached_limits
+cdef object _cached_limits_of = None
+
+
 # Sessions are not pickled; the twin's would be, but nothing relies on it.
 @cython.auto_pickle(False)
 cdef class ServerEngine:
     """One SMTP server session's protocol state, fed with bytes, answering with events."""
 
     cdef object _limits
-    cdef Py_ssize_t _command_line_limit
-    cdef Py_ssize_t _text_line_limit
-    cdef Py_ssize_t _auth_line_limit
-    cdef Py_ssize_t _message_size_limit
-    cdef Py_ssize_t _recipient_limit
-    cdef Py_ssize_t _input_buffer_limit
-    cdef bint _strict_envelope
-    cdef bint _helo_required
-    cdef Py_ssize_t _local_part_limit
-    cdef Py_ssize_t _domain_limit
-    cdef Py_ssize_t _path_limit
+    cdef Limits _limit
     cdef bint _strict_bare_lf
 
     # Unprocessed input is _input[_start:_end].
@@ -807,17 +902,11 @@ cdef class ServerEngine:
     @limits.setter
     def limits(self, limits):
         # As in the twin, bare_newline is read once, at construction.
-        self._command_line_limit = _clamp(limits.command_line_limit)
-        self._text_line_limit = _clamp(limits.text_line_limit)
-        self._auth_line_limit = _clamp(limits.auth_line_limit)
-        self._message_size_limit = _clamp(limits.message_size_limit)
-        self._recipient_limit = _clamp(limits.recipient_limit)
-        self._input_buffer_limit = _clamp(limits.input_buffer_limit)
-        self._strict_envelope = limits.strict_envelope
-        self._helo_required = limits.helo_required
-        self._local_part_limit = _clamp(limits.local_part_limit)
-        self._domain_limit = _clamp(limits.domain_limit)
-        self._path_limit = _clamp(limits.path_limit)
+        global _cached_limits, _cached_limits_of
+        if limits is not _cached_limits_of:
+            _cached_limits = _read_limits(limits)
+            _cached_limits_of = limits
+        self._limit = _cached_limits
         self._limits = limits
 
     @property
@@ -854,7 +943,7 @@ cdef class ServerEngine:
             return
         if self._state == CLOSED:
             return
-        if self._end - self._start + len(data) > self._input_buffer_limit:
+        if self._end - self._start + len(data) > self._limit.input_buffer:
             raise InputOverflow(
                 f"more than {self._limits.input_buffer_limit} octets unprocessed"
             )
@@ -878,7 +967,7 @@ cdef class ServerEngine:
                 self._start = 0
                 self._end = unprocessed
             if needed > self._capacity:
-                capacity = max(needed, min(2 * self._capacity, self._input_buffer_limit), 4096)
+                capacity = max(needed, min(2 * self._capacity, self._limit.input_buffer), 4096)
                 grown = <unsigned char*>PyMem_Realloc(self._input, capacity)
                 if grown == NULL:
                     raise MemoryError()
@@ -915,7 +1004,7 @@ cdef class ServerEngine:
             if state == CHUNK:
                 return self._chunk_event()
             found = self._take_line(
-                self._auth_line_limit if state == AUTH_LINE else self._command_line_limit
+                self._limit.auth_line if state == AUTH_LINE else self._limit.command_line
             )
             if found == LINE_NONE:
                 return self._closed_event() if self._eof else None
@@ -1062,11 +1151,11 @@ cdef class ServerEngine:
     cdef object _mail(self, str argument):
         if self._in_mail:
             return NESTED_MAIL
-        if self._helo_required and self.greeted is None:
+        if self._limit.helo_required and self.greeted is None:
             return SEND_HELO
         if not _prefix_upper_equals(argument, "FROM:"):
             return _usage("MAIL FROM:<address>")
-        split = _split_path_and_parameters(argument[5:], self._strict_envelope)
+        split = _split_path_and_parameters(argument[5:], self._limit.strict_envelope)
         if split is None:
             return _usage("MAIL FROM:<address>")
         cdef str path_text = split[0]
@@ -1082,7 +1171,7 @@ cdef class ServerEngine:
         ):
             return UNICODE_WITHOUT_SMTPUTF8
         parsed = _parse_path(
-            path_text, smtputf8, self._local_part_limit, self._domain_limit, self._path_limit
+            path_text, smtputf8, self._limit.local_part, self._limit.domain, self._limit.path
         )
         if parsed is None:
             return BAD_SENDER
@@ -1104,7 +1193,7 @@ cdef class ServerEngine:
                 ):
                     return BAD_SIZE
                 size = int(value)
-                if self._message_size_limit and size > self._message_size_limit:
+                if self._limit.message_size and size > self._limit.message_size:
                     return SIZE_EXCEEDS_LIMIT
             elif keyword == "BODY":
                 body = (value or "").upper()
@@ -1133,7 +1222,7 @@ cdef class ServerEngine:
             return AFTER_BDAT
         if not _prefix_upper_equals(argument, "TO:"):
             return _usage("RCPT TO:<address>")
-        split = _split_path_and_parameters(argument[3:], self._strict_envelope)
+        split = _split_path_and_parameters(argument[3:], self._limit.strict_envelope)
         if split is None:
             return _usage("RCPT TO:<address>")
         cdef str path_text = split[0]
@@ -1145,7 +1234,7 @@ cdef class ServerEngine:
         if type(parameters) is not dict:
             return parameters
         parsed = _parse_path(
-            path_text, utf8, self._local_part_limit, self._domain_limit, self._path_limit
+            path_text, utf8, self._limit.local_part, self._limit.domain, self._limit.path
         )
         if parsed is None or not parsed[0]:
             return BAD_RECIPIENT
@@ -1165,7 +1254,7 @@ cdef class ServerEngine:
                     return BAD_ORCPT
             else:
                 return _error(555, "5.5.4", f"Unsupported option: {keyword}")
-        if self._recipient_limit and self._recipients >= self._recipient_limit:
+        if self._limit.recipient and self._recipients >= self._limit.recipient:
             return TOO_MANY_RECIPIENTS
         return _new_event(Rcpt, (address, notify, orcpt))
 
@@ -1266,7 +1355,7 @@ cdef class ServerEngine:
 
     cdef inline Py_ssize_t _kept(self, Py_ssize_t length) noexcept:
         """Account for `length` content octets; how many of them fit message_size_limit."""
-        cdef Py_ssize_t limit = self._message_size_limit
+        cdef Py_ssize_t limit = self._limit.message_size
         cdef Py_ssize_t size = self._content_size + length
         cdef Py_ssize_t kept = length
         if limit and size > limit:
@@ -1296,7 +1385,7 @@ cdef class ServerEngine:
         cdef const unsigned char* buffer = self._input
         cdef Py_ssize_t position = self._start
         cdef Py_ssize_t size = self._end
-        cdef Py_ssize_t text_limit = self._text_line_limit
+        cdef Py_ssize_t text_limit = self._limit.text_line
         cdef Py_ssize_t newline
         cdef Py_ssize_t kept
         cdef Py_ssize_t out = 0
@@ -1410,13 +1499,22 @@ cdef class ServerEngine:
         event = self._awaiting
         if event is None and self._state != GREETING:
             raise RuntimeError("no event is awaiting a reply")
-        lines = [text] if isinstance(text, str) else list(text)
-        self._output.append(_format_reply(code, lines, status))
+        formatted = _format_plain_reply(code, text, status)
+        if formatted is None:
+            formatted = _format_reply(code, [text] if isinstance(text, str) else list(text), status)
+        self._output.append(formatted)
         self._awaiting = None
-        self._transition(event, code)
+        cdef int number
+        if type(code) is int:
+            number = code
+        else:
+            number = 421 if code == 421 else 220 if code == 220 else 354 if code == 354 else (
+                334 if code == 334 else 235 if code == 235 else 0
+            )
+        self._transition(event, number, 200 <= code < 300)
 
-    cdef void _transition(self, object event, object code) except *:
-        cdef bint positive = 200 <= code < 300
+    cdef void _transition(self, object event, int code, bint positive) except *:
+        """`code` is the reply code when it is an int, else the special code it equals (or 0)."""
         if code == 421:
             self._close()
             return

@@ -146,6 +146,9 @@ def _decode_line(line: bytes) -> str | ProtocolError:
 def decode_xtext(value: str, limit: int) -> str | None:
     """Decode RFC 3461 xtext; None if malformed, over `limit` or decoding to a control char.
 
+    A space (+20) is allowed: quoted local parts in ORCPT have it. Control characters are
+    not: decoded values end up in queue records and headers (Exim's "21Nails").
+
     Raw non-ASCII characters (already validated UTF-8) are let through: the caller allows them
     only in an SMTPUTF8 transaction.
     """
@@ -161,7 +164,7 @@ def decode_xtext(value: str, limit: int) -> str | None:
             if len(hex_digits) != 2 or any(digit not in "0123456789ABCDEF" for digit in hex_digits):
                 return None
             code = int(hex_digits, 16)
-            if code < 33 or code > 126:
+            if code < 32 or code > 126:
                 return None
             out.append(chr(code))
             index += 3
