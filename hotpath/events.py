@@ -300,7 +300,8 @@ class EndOfData(Event):
 
     `size` counts content octets after dot-unstuffing; `long_lines` counts lines longer than
     `ServerLimits.text_line_limit`: they are kept whole, as Postfix keeps them, and the
-    client side folds them on the way out.
+    client side folds them on the way out. BDAT content is not line-oriented (BINARYMIME), so
+    after BDAT LAST long_lines is 0.
     """
 
     __slots__ = ()
