@@ -670,6 +670,299 @@ cdef object _format_plain_reply(object code, object text, object status):
 
 
 # ---------------------------------------------------------------------------------------------
+# MAIL and RCPT on plain ASCII octets: the usual "FROM:<local@domain> KEY=value..." parsed in C.
+# These succeed only where the str-based parsers above would return the very same event, and
+# give up (None) on anything else, which then goes to those parsers for the exact outcome.
+
+cdef enum Parameter:
+    PARAMETER_SIZE = 1
+    PARAMETER_BODY = 2
+    PARAMETER_RET = 4
+    PARAMETER_ENVID = 8
+    PARAMETER_AUTH = 16
+    PARAMETER_SMTPUTF8 = 32
+    PARAMETER_NOTIFY = 64
+
+cdef enum Notify:
+    NOTIFY_DELAY = 1
+    NOTIFY_FAILURE = 2
+    NOTIFY_SUCCESS = 4
+    NOTIFY_NEVER = 8
+
+# NOTIFY= keyword sets as the twin returns them (sorted), indexed by Notify bits.
+cdef tuple _notify_tuples():
+    tuples = []
+    for mask in range(8):
+        names = [name for bit, name in ((1, "DELAY"), (2, "FAILURE"), (4, "SUCCESS")) if mask & bit]
+        tuples.append(tuple(names))
+    tuples.append(("NEVER",))
+    return tuple(tuples)
+
+
+cdef tuple NOTIFY_TUPLES = _notify_tuples()
+
+
+cdef inline unsigned char _upper(unsigned char octet) noexcept:
+    return octet - 32 if 97 <= octet <= 122 else octet
+
+
+cdef bint _octets_are(const unsigned char* octets, Py_ssize_t length, const char* word) noexcept:
+    """Whether the octets, upper-cased, spell `word` (upper case, NUL-terminated)."""
+    cdef Py_ssize_t index
+    for index in range(length):
+        if word[index] == 0 or _upper(octets[index]) != <unsigned char>word[index]:
+            return False
+    return word[length] == 0
+
+
+cdef bint _plain_domain(const unsigned char* domain, Py_ssize_t length) noexcept:
+    cdef Py_ssize_t start = 0
+    cdef Py_ssize_t end
+    cdef unsigned char octet
+    if not length:
+        return False
+    while True:
+        end = start
+        while end < length and domain[end] != DOT:
+            octet = domain[end]
+            if not (_ascii_alnum(octet) or octet == 45):
+                return False
+            end += 1
+        if end == start or end - start > LABEL_LIMIT:
+            return False
+        if domain[start] == 45 or domain[end - 1] == 45:
+            return False
+        if end == length:
+            return True
+        start = end + 1
+
+
+cdef object _plain_path(const unsigned char* path, Py_ssize_t length, Limits* limit, bint null_ok):
+    """local@domain as parse_path returns it, when it needs no unquoting nor route; else None."""
+    cdef Py_ssize_t at = length - 1
+    cdef Py_ssize_t index
+    cdef unsigned char octet
+    if not length:
+        return "" if null_ok else None
+    while at >= 0 and path[at] != 64:
+        at -= 1
+    if at <= 0:
+        return None
+    for index in range(at):
+        octet = path[index]
+        if not (octet == DOT or (octet < 128 and (_ascii_alnum(octet) or _atext_special(octet)))):
+            return None
+    if not _plain_domain(path + at + 1, length - at - 1):
+        return None
+    if at > limit.local_part or length - at - 1 > limit.domain or length + 2 > limit.path:
+        return None
+    return PyUnicode_DecodeLatin1(<const char*>path, length, NULL)
+
+
+cdef Py_ssize_t _plain_path_end(
+    const unsigned char* argument, Py_ssize_t length, Py_ssize_t start, bint strict
+) noexcept:
+    """Index of the ">" closing "<path>" at `start` (after spaces unless strict), or -1."""
+    cdef Py_ssize_t index
+    if not strict:
+        while start < length and argument[start] == SPACE:
+            start += 1
+    if start >= length or argument[start] != 60:
+        return -1
+    index = start + 1
+    while index < length:
+        if argument[index] == 62:
+            if index + 1 < length and argument[index + 1] != SPACE:
+                return -1
+            return index
+        if argument[index] == 34:
+            return -1
+        index += 1
+    return -1
+
+
+cdef Py_ssize_t _plain_digits(const unsigned char* value, Py_ssize_t length) noexcept:
+    """The number written in ASCII digits (at most MAX_SIZE_DIGITS), or -1."""
+    cdef Py_ssize_t number = 0
+    cdef Py_ssize_t index
+    if not 0 < length <= MAX_SIZE_DIGITS:
+        return -1
+    for index in range(length):
+        if not 48 <= value[index] <= 57:
+            return -1
+        number = number * 10 + (value[index] - 48)
+    return number
+
+
+cdef int _notify_bits(const unsigned char* value, Py_ssize_t length) noexcept:
+    """NOTIFY= keywords as Notify bits; -1 if the twin would refuse or we cannot tell."""
+    cdef int bits = 0
+    cdef int bit
+    cdef Py_ssize_t start = 0
+    cdef Py_ssize_t end
+    while True:
+        end = start
+        while end < length and value[end] != 44:
+            end += 1
+        if _octets_are(value + start, end - start, "SUCCESS"):
+            bit = NOTIFY_SUCCESS
+        elif _octets_are(value + start, end - start, "FAILURE"):
+            bit = NOTIFY_FAILURE
+        elif _octets_are(value + start, end - start, "DELAY"):
+            bit = NOTIFY_DELAY
+        elif _octets_are(value + start, end - start, "NEVER"):
+            bit = NOTIFY_NEVER
+        else:
+            return -1
+        if bits & bit:
+            return -1
+        bits |= bit
+        if end >= length:
+            break
+        start = end + 1
+    if bits & NOTIFY_NEVER and bits != NOTIFY_NEVER:
+        return -1
+    return bits
+
+
+cdef object _plain_mail(const unsigned char* argument, Py_ssize_t length, Limits* limit):
+    cdef Py_ssize_t path_end
+    cdef Py_ssize_t position
+    cdef Py_ssize_t word_end
+    cdef Py_ssize_t keyword_length
+    cdef Py_ssize_t value_length
+    cdef Py_ssize_t number
+    cdef const unsigned char* word
+    cdef const unsigned char* value
+    cdef int seen = 0
+    cdef int parameter
+    cdef Py_ssize_t start = 5
+    cdef bint smtputf8 = False
+    if length < 5 or not _octets_are(argument, 5, "FROM:"):
+        return None
+    path_end = _plain_path_end(argument, length, 5, limit.strict_envelope)
+    if path_end < 0:
+        return None
+    size = body = ret = envid = auth = None
+    position = path_end + 1
+    while position < length:
+        if argument[position] == SPACE:
+            position += 1
+            continue
+        word = argument + position
+        word_end = position
+        while word_end < length and argument[word_end] != SPACE:
+            word_end += 1
+        value = <const unsigned char*>memchr(word, 61, word_end - position)
+        keyword_length = (value - word) if value != NULL else word_end - position
+        value_length = -1
+        if value != NULL:
+            value += 1
+            value_length = word_end - position - keyword_length - 1
+            if not value_length or memchr(value, 61, value_length) != NULL:
+                return None
+        position = word_end
+        if _octets_are(word, keyword_length, "SIZE"):
+            parameter = PARAMETER_SIZE
+            number = _plain_digits(value, value_length)
+            if number < 0 or (limit.message_size and number > limit.message_size):
+                return None
+            size = number
+        elif _octets_are(word, keyword_length, "BODY"):
+            parameter = PARAMETER_BODY
+            if value_length < 0:
+                return None
+            if _octets_are(value, value_length, "8BITMIME"):
+                body = "8BITMIME"
+            elif _octets_are(value, value_length, "7BIT"):
+                body = "7BIT"
+            elif _octets_are(value, value_length, "BINARYMIME"):
+                body = "BINARYMIME"
+            else:
+                return None
+        elif _octets_are(word, keyword_length, "RET"):
+            parameter = PARAMETER_RET
+            if value_length < 0:
+                return None
+            if _octets_are(value, value_length, "FULL"):
+                ret = "FULL"
+            elif _octets_are(value, value_length, "HDRS"):
+                ret = "HDRS"
+            else:
+                return None
+        elif _octets_are(word, keyword_length, "SMTPUTF8"):
+            parameter = PARAMETER_SMTPUTF8
+            if value_length >= 0:
+                return None
+            smtputf8 = True
+        elif _octets_are(word, keyword_length, "ENVID"):
+            parameter = PARAMETER_ENVID
+            if not 0 < value_length <= ENVID_LIMIT:
+                return None
+            envid = _decode_xtext(PyUnicode_DecodeLatin1(<const char*>value, value_length, NULL))
+            if not envid:
+                return None
+        elif _octets_are(word, keyword_length, "AUTH"):
+            parameter = PARAMETER_AUTH
+            if not 0 < value_length <= AUTH_PARAM_LIMIT:
+                return None
+            auth = _decode_xtext(PyUnicode_DecodeLatin1(<const char*>value, value_length, NULL))
+            if not auth:
+                return None
+        else:
+            return None
+        if seen & parameter:
+            return None
+        seen |= parameter
+    while argument[start] != 60:
+        start += 1
+    address = _plain_path(argument + start + 1, path_end - start - 1, limit, True)
+    if address is None:
+        return None
+    return _new_event(Mail, (address, size, body, smtputf8, ret, envid, auth))
+
+
+cdef object _plain_rcpt(const unsigned char* argument, Py_ssize_t length, Limits* limit):
+    cdef Py_ssize_t path_end
+    cdef Py_ssize_t position
+    cdef Py_ssize_t word_end
+    cdef Py_ssize_t start = 3
+    cdef const unsigned char* word
+    cdef int notify_bits
+    if length < 3 or not _octets_are(argument, 3, "TO:"):
+        return None
+    path_end = _plain_path_end(argument, length, 3, limit.strict_envelope)
+    if path_end < 0:
+        return None
+    notify = None
+    position = path_end + 1
+    while position < length:
+        if argument[position] == SPACE:
+            position += 1
+            continue
+        word = argument + position
+        word_end = position
+        while word_end < length and argument[word_end] != SPACE:
+            word_end += 1
+        # Only NOTIFY=, once: ORCPT= and anything else go to the str-based parser.
+        if notify is not None or word_end - position < 8 or not _octets_are(word, 7, "NOTIFY="):
+            return None
+        if memchr(word + 7, 61, word_end - position - 7) != NULL:
+            return None
+        notify_bits = _notify_bits(word + 7, word_end - position - 7)
+        if notify_bits < 0:
+            return None
+        notify = NOTIFY_TUPLES[notify_bits]
+        position = word_end
+    while argument[start] != 60:
+        start += 1
+    address = _plain_path(argument + start + 1, path_end - start - 1, limit, False)
+    if address is None:
+        return None
+    return _new_event(Rcpt, (address, notify, None))
+
+
+# ---------------------------------------------------------------------------------------------
 # The server engine.
 
 # Verbs, with the flag "must be the last command of a PIPELINING group" (RFC 2920 3.1,
@@ -1081,6 +1374,8 @@ cdef class ServerEngine:
         cdef bint ascii = True
         cdef int verb
         cdef const unsigned char* space
+        cdef const unsigned char* plain = NULL
+        cdef Py_ssize_t plain_length = 0
         cdef str argument
         for index in range(length):
             octet = line[index]
@@ -1095,9 +1390,9 @@ cdef class ServerEngine:
                 argument = ""
             else:
                 verb_length = space - line
-                argument = PyUnicode_DecodeLatin1(
-                    <const char*>space + 1, length - verb_length - 1, NULL
-                )
+                plain = space + 1
+                plain_length = length - verb_length - 1
+                argument = PyUnicode_DecodeLatin1(<const char*>plain, plain_length, NULL)
             verb = _ascii_verb_code(line, verb_length)
         else:
             try:
@@ -1117,9 +1412,9 @@ cdef class ServerEngine:
         if self._greeting_refused and verb != VERB_QUIT:
             return NO_SERVICE
         if verb == VERB_MAIL:
-            return self._mail(argument)
+            return self._mail(argument, plain, plain_length)
         if verb == VERB_RCPT:
-            return self._rcpt(argument)
+            return self._rcpt(argument, plain, plain_length)
         if verb == VERB_EHLO or verb == VERB_HELO:
             return _hello(VERB_NAMES[verb], argument)
         if verb == VERB_DATA:
@@ -1148,11 +1443,15 @@ cdef class ServerEngine:
             return _argument_command("EXPN", argument, Expn)
         return _new_event(Help, (argument.strip(" "),))
 
-    cdef object _mail(self, str argument):
+    cdef object _mail(self, str argument, const unsigned char* plain, Py_ssize_t plain_length):
         if self._in_mail:
             return NESTED_MAIL
         if self._limit.helo_required and self.greeted is None:
             return SEND_HELO
+        if plain != NULL:
+            event = _plain_mail(plain, plain_length, &self._limit)
+            if event is not None:
+                return event
         if not _prefix_upper_equals(argument, "FROM:"):
             return _usage("MAIL FROM:<address>")
         split = _split_path_and_parameters(argument[5:], self._limit.strict_envelope)
@@ -1215,11 +1514,17 @@ cdef class ServerEngine:
                 return _error(555, "5.5.4", f"Unsupported option: {keyword}")
         return _new_event(Mail, (address, size, body, smtputf8, ret, envid, auth))
 
-    cdef object _rcpt(self, str argument):
+    cdef object _rcpt(self, str argument, const unsigned char* plain, Py_ssize_t plain_length):
         if not self._in_mail:
             return NEED_MAIL
         if self._bdat_transaction:
             return AFTER_BDAT
+        if plain != NULL:
+            event = _plain_rcpt(plain, plain_length, &self._limit)
+            if event is not None:
+                if self._limit.recipient and self._recipients >= self._limit.recipient:
+                    return TOO_MANY_RECIPIENTS
+                return event
         if not _prefix_upper_equals(argument, "TO:"):
             return _usage("RCPT TO:<address>")
         split = _split_path_and_parameters(argument[3:], self._limit.strict_envelope)
