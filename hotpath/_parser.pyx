@@ -2007,12 +2007,7 @@ cdef class ReplyParser:
                 del buffer[: end + 1]
                 raise ReplySyntaxError(f"malformed reply line {raw[:40]!r}")
             code = (data[0] - 48) * 100 + (data[1] - 48) * 10 + (data[2] - 48)
-            if length > 4:
-                text = (<bytes>PyBytes_FromStringAndSize(<const char*>data + 4, length - 4)).decode(
-                    "utf-8", "replace"
-                )
-            else:
-                text = ""
+            text = PyUnicode_DecodeUTF8(<const char*>data + 4, length - 4, "replace") if length > 4 else ""
             del buffer[: end + 1]
             if self._lines and code != self._code:
                 raise ReplySyntaxError("reply lines with different codes")
