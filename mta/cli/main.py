@@ -54,5 +54,10 @@ def cli(ctx: click.Context, config_dir: Path) -> None:
     ctx.obj = AppContext(config_dir=config_dir)
 
 
+from mta.cli.queue_cmd import queue_group  # noqa: E402
+
+cli.add_command(queue_group)
+
+
 def main() -> None:
     cli(prog_name="mta")
