@@ -289,7 +289,7 @@ cdef bint _valid_domain(str domain, bint utf8) except -1:
             return False
         literal = domain[1:-1]
         try:
-            if literal[:5].upper() == "IPV6:":
+            if _ascii_upper(literal[:5]) == "IPV6:":
                 if "%" in literal:  # a zone index is not part of RFC 5321 IPv6-addr
                     return False
                 ipaddress.IPv6Address(literal[5:])
@@ -516,7 +516,7 @@ cdef object _parse_parameters(str text, bint utf8_allowed):
 cdef object _parse_notify(object value):
     if value is None:
         return None
-    keywords = value.upper().split(",")
+    keywords = _ascii_upper(value).split(",")
     if keywords == ["NEVER"]:
         return ("NEVER",)
     unique = set(keywords)
@@ -564,10 +564,14 @@ cdef bint _ascii_prefix_upper_equals(str text, str word) noexcept:
 
 
 cdef bint _prefix_upper_equals(str text, str word):
-    if PyUnicode_IS_ASCII(text):
-        return _ascii_prefix_upper_equals(text, word)
-    # str.upper() maps some non-ASCII letters to ASCII ones ("ı" -> "I"): ask it.
-    return text[: len(word)].upper() == word
+    # Only ASCII letters are folded: str.upper() maps some non-ASCII letters to ASCII ones
+    # (U+0131 -> "I"), which would let a non-ASCII spelling pass for MAIL. Words are ASCII.
+    cdef str prefix = text[: len(word)]
+    return PyUnicode_IS_ASCII(prefix) and _ascii_prefix_upper_equals(prefix, word)
+
+
+cdef str _ascii_upper(str text):
+    return text.upper() if PyUnicode_IS_ASCII(text) else text
 
 
 cdef bint _blank(str text) noexcept:
@@ -1404,7 +1408,7 @@ cdef class ServerEngine:
                 if line[index] == 0xC2 and 0x80 <= line[index + 1] <= 0x9F:
                     return UTF8_ERROR
             verb_text, _, argument = text.partition(" ")
-            verb = VERB_CODES.get(verb_text.upper(), VERB_NONE)
+            verb = VERB_CODES.get(_ascii_upper(verb_text), VERB_NONE)
         if verb == VERB_NONE:
             return UNKNOWN_COMMAND
         if LAST_IN_GROUP[verb] and self._end > self._start and self.improper_pipelining is None:
@@ -1495,11 +1499,11 @@ cdef class ServerEngine:
                 if self._limit.message_size and size > self._limit.message_size:
                     return SIZE_EXCEEDS_LIMIT
             elif keyword == "BODY":
-                body = (value or "").upper()
+                body = _ascii_upper(value or "")
                 if body not in BODY_TYPES:
                     return BAD_BODY
             elif keyword == "RET":
-                ret = (value or "").upper()
+                ret = _ascii_upper(value or "")
                 if ret != "FULL" and ret != "HDRS":
                     return BAD_RET
             elif keyword == "ENVID":
@@ -1583,7 +1587,7 @@ cdef class ServerEngine:
             or not size_text.isdigit()
             or not PyUnicode_IS_ASCII(size_text)
             or len(size_text) > MAX_SIZE_DIGITS
-            or (count == 2 and words[1].upper() != "LAST")
+            or (count == 2 and _ascii_upper(words[1]) != "LAST")
         ):
             self._clear()
             return BDAT_SYNTAX
@@ -1624,7 +1628,7 @@ cdef class ServerEngine:
             return IN_TRANSACTION
         words = argument.split(" ")
         cdef Py_ssize_t count = len(words)
-        cdef str mechanism = words[0].upper()
+        cdef str mechanism = _ascii_upper(words[0])
         cdef Py_UCS4 point
         cdef bint valid = 1 <= count <= 2 and 0 < len(mechanism) <= SASL_MECHANISM_LIMIT
         if valid:

@@ -119,6 +119,15 @@ BDAT_SYNTAX = _error(501, "5.5.4", "Syntax: BDAT count [LAST]", close=True)
 BAD_AUTH_RESPONSE = _error(501, "5.5.2", "Error: malformed authentication response")
 
 
+def _ascii_upper(text: str) -> str:
+    """Upper-case ASCII letters only.
+
+    str.upper() maps some non-ASCII letters to ASCII ones (U+0131 dotless i to "I", U+FB06
+    to "ST"), which would let a non-ASCII spelling pass for MAIL, STARTTLS or LAST.
+    """
+    return text.upper() if text.isascii() else text
+
+
 def _usage(text: str) -> ProtocolError:
     return _error(501, "5.5.4", f"Syntax: {text}")
 
@@ -188,7 +197,7 @@ def _valid_domain(domain: str, utf8: bool) -> bool:
             return False
         literal = domain[1:-1]
         try:
-            if literal[:5].upper() == "IPV6:":
+            if _ascii_upper(literal[:5]) == "IPV6:":
                 if "%" in literal:  # a zone index is not part of RFC 5321 IPv6-addr
                     return False
                 ipaddress.IPv6Address(literal[5:])
@@ -346,7 +355,7 @@ def _parse_parameters(text: str, utf8_allowed: bool) -> dict[str, str | None] | 
 def _parse_notify(value: str | None) -> tuple[str, ...] | None:
     if value is None:
         return None
-    keywords = value.upper().split(",")
+    keywords = _ascii_upper(value).split(",")
     if keywords == ["NEVER"]:
         return ("NEVER",)
     if len(set(keywords)) != len(keywords) or not set(keywords) <= NOTIFY_KEYWORDS:
@@ -531,7 +540,7 @@ class ServerEngine:
         if isinstance(text, ProtocolError):
             return text
         verb, _, argument = text.partition(" ")
-        verb = verb.upper()
+        verb = _ascii_upper(verb)
         row = COMMAND_TABLE.get(verb)
         if row is None:
             return UNKNOWN_COMMAND
@@ -553,7 +562,7 @@ class ServerEngine:
             return NESTED_MAIL
         if self.limits.helo_required and self.greeted is None:
             return SEND_HELO
-        if argument[:5].upper() != "FROM:":
+        if _ascii_upper(argument[:5]) != "FROM:":
             return _usage("MAIL FROM:<address>")
         split = _split_path_and_parameters(argument[5:], self.limits.strict_envelope)
         if split is None:
@@ -592,11 +601,11 @@ class ServerEngine:
                 if limit and size > limit:
                     return SIZE_EXCEEDS_LIMIT
             elif keyword == "BODY":
-                body = (value or "").upper()
+                body = _ascii_upper(value or "")
                 if body not in BODY_TYPES:
                     return _error(501, "5.5.4", "Bad BODY keyword syntax")
             elif keyword == "RET":
-                ret = (value or "").upper()
+                ret = _ascii_upper(value or "")
                 if ret not in ("FULL", "HDRS"):
                     return _error(501, "5.5.4", "Bad RET parameter syntax")
             elif keyword == "ENVID":
@@ -616,7 +625,7 @@ class ServerEngine:
             return NEED_MAIL
         if self._bdat_transaction:
             return AFTER_BDAT
-        if argument[:3].upper() != "TO:":
+        if _ascii_upper(argument[:3]) != "TO:":
             return _usage("RCPT TO:<address>")
         split = _split_path_and_parameters(argument[3:], self.limits.strict_envelope)
         if split is None:
@@ -670,7 +679,7 @@ class ServerEngine:
             or not words[0].isdigit()
             or not words[0].isascii()
             or len(words[0]) > MAX_SIZE_DIGITS
-            or (len(words) == 2 and words[1].upper() != "LAST")
+            or (len(words) == 2 and _ascii_upper(words[1]) != "LAST")
         ):
             self._buffer.clear()
             return BDAT_SYNTAX
@@ -719,7 +728,7 @@ class ServerEngine:
         if self._in_mail:
             return IN_TRANSACTION
         words = argument.split(" ")
-        mechanism = words[0].upper()
+        mechanism = _ascii_upper(words[0])
         if (
             not 1 <= len(words) <= 2
             or not mechanism

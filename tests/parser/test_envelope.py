@@ -437,3 +437,27 @@ def test_parse_path_is_exported(impl: ModuleType) -> None:
     assert impl.parse_path('"a b"@x', False) == ("a b@x", None)
     assert impl.parse_path("", False) == ("", None)
     assert impl.parse_path("a@b@c", False) is None
+
+
+# -- Only ASCII letters fold: str.upper() maps U+0131 to "I" and U+017F to "S" ---------------
+
+
+def test_dotless_i_does_not_spell_mail(impl: ModuleType) -> None:
+    session = run(impl, "EHLO x\r\nMA\u0131L FROM:<a@b>\r\n".encode())
+    assert session.events[-1] == ProtocolError(502, "5.5.2", "Error: command not recognized")
+
+
+def test_non_ascii_letters_do_not_spell_from(impl: ModuleType) -> None:
+    assert mail(impl, "MAIL FR\u0131M:<a@b> SMTPUTF8".encode()) == ProtocolError(
+        501, "5.5.4", "Syntax: MAIL FROM:<address>"
+    )
+
+
+def test_long_s_does_not_spell_notify_success(impl: ModuleType) -> None:
+    event = rcpt(impl, "RCPT TO:<c@d> NOTIFY=\u017fUCCESS".encode(), b"MAIL FROM:<s@x> SMTPUTF8")
+    assert event == _param_error("Error: Bad NOTIFY parameter syntax")
+
+
+def test_dotless_i_does_not_spell_an_auth_mechanism(impl: ModuleType) -> None:
+    session = run(impl, "EHLO x\r\nAUTH PLA\u0131N\r\n".encode())
+    assert session.events[-1] == ProtocolError(501, "5.5.4", "Syntax: AUTH mechanism")
