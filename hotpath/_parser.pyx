@@ -2057,18 +2057,27 @@ cdef class DotStuffer:
     `finish()` ends the last line and adds the "." CRLF terminator.
     """
 
-    cdef public Py_ssize_t line_limit
+    cdef Py_ssize_t _line_limit
     cdef bint _at_line_start
     cdef bint _pending_cr
     cdef Py_ssize_t _line_length
 
     def __init__(self, line_limit=998):
-        if line_limit and line_limit < 2:
-            raise ValueError("line_limit must be 0 or at least 2")
         self.line_limit = line_limit
         self._at_line_start = True
         self._pending_cr = False
         self._line_length = 0
+
+    @property
+    def line_limit(self):
+        return self._line_limit
+
+    @line_limit.setter
+    def line_limit(self, Py_ssize_t value):
+        # A limit of 1 leaves no room after the inserted SPACE: folding would never end.
+        if value and value < 2:
+            raise ValueError("line_limit must be 0 or at least 2")
+        self._line_limit = value
 
     def feed(self, data):
         cdef Py_buffer view
@@ -2090,13 +2099,10 @@ cdef class DotStuffer:
 
     cdef bytes _feed(self, const unsigned char* data, Py_ssize_t length, bint finish):
         """The DATA octets for `data`, then (with `finish`) the end of the message."""
-        cdef Py_ssize_t limit = self.line_limit
+        cdef Py_ssize_t limit = self._line_limit
         cdef Py_ssize_t capacity
         cdef Py_ssize_t written
         cdef unsigned char* out
-        if limit and limit < 2:
-            # The folding loop would never end (the twin hangs): refuse, as __init__ does.
-            raise ValueError("line_limit must be 0 or at least 2")
         capacity = _stuffed_bound(length, limit) + (5 if finish else 0)
         out = <unsigned char*>PyMem_Malloc(capacity)
         if out == NULL:
@@ -2166,7 +2172,7 @@ cdef class DotStuffer:
     cdef Py_ssize_t _append_line_part(
         self, const unsigned char* part, Py_ssize_t length, unsigned char* out, Py_ssize_t written
     ) noexcept:
-        cdef Py_ssize_t limit = self.line_limit
+        cdef Py_ssize_t limit = self._line_limit
         cdef Py_ssize_t room
         if self._at_line_start and part[0] == DOT:
             # The line starts empty, so the added dot always fits before any fold.

@@ -1132,12 +1132,21 @@ class DotStuffer:
     """
 
     def __init__(self, line_limit: int = 998) -> None:
-        if line_limit and line_limit < 2:
-            raise ValueError("line_limit must be 0 or at least 2")
         self.line_limit = line_limit
         self._at_line_start = True
         self._pending_cr = False
         self._line_length = 0
+
+    @property
+    def line_limit(self) -> int:
+        return self._line_limit
+
+    @line_limit.setter
+    def line_limit(self, value: int) -> None:
+        # A limit of 1 leaves no room after the inserted SPACE: folding would never end.
+        if value and value < 2:
+            raise ValueError("line_limit must be 0 or at least 2")
+        self._line_limit = value
 
     def feed(self, data: bytes) -> bytes:
         if self._pending_cr:
@@ -1164,7 +1173,7 @@ class DotStuffer:
         if self._at_line_start and part[:1] == b".":
             part = b"." + part
         self._at_line_start = False
-        limit = self.line_limit
+        limit = self._line_limit
         if limit:
             while self._line_length + len(part) > limit:
                 room = limit - self._line_length

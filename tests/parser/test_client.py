@@ -241,3 +241,12 @@ def test_engine_reads_back_what_dot_stuff_sent(impl: ModuleType, content: bytes)
     expected = _normalised(content)
     assert session.content == expected
     assert session.events[-1] == EndOfData(len(expected), 0)
+
+
+def test_dot_stuffer_refuses_a_line_limit_that_leaves_no_room_to_fold(impl: ModuleType) -> None:
+    with pytest.raises(ValueError, match="line_limit"):
+        impl.DotStuffer(1)
+    stuffer = impl.DotStuffer(998)
+    with pytest.raises(ValueError, match="line_limit"):
+        stuffer.line_limit = 1
+    assert stuffer.line_limit == 998
