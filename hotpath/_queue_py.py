@@ -132,8 +132,7 @@ def _append_field(parts: list[bytes], value: bytes) -> None:
     parts.append(value)
 
 
-# Positional like the tuple decode_envelope returns, so encode(*decode(record)) round-trips.
-def encode_envelope(  # noqa: PLR0917
+def encode_envelope(
     arrival_us: int,
     size: int,
     rcpt_count: int,
@@ -225,8 +224,7 @@ def decode_envelope(data: bytes | memoryview) -> EnvelopeFields:
     return arrival_us, size, rcpt_count, flags, body_type, dsn_ret, sender, envid, extras
 
 
-# Positional like the tuple decode_recipient returns, so encode(*decode(record)) round-trips.
-def encode_recipient(  # noqa: PLR0917
+def encode_recipient(
     notify: int,
     status: int,
     attempts: int,

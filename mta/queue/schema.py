@@ -108,19 +108,25 @@ def open_environment(
         lock=True,
     )
     try:
-        databases = _open_databases(env, create=not readonly)
-        _check_schema(env, databases.meta, readonly=readonly)
+        try:
+            databases = _open_databases(env, readonly=readonly)
+        except lmdb.MapResizedError:
+            # Another process grew the map between our open and our first transaction.
+            env.set_mapsize(0)
+            databases = _open_databases(env, readonly=readonly)
     except BaseException:
         env.close()
         raise
     return env, databases
 
 
-def _open_databases(env: lmdb.Environment, *, create: bool) -> Databases:
-    def db(name: bytes) -> lmdb._Database:
-        return env.open_db(name, create=create)
+def _open_databases(env: lmdb.Environment, *, readonly: bool) -> Databases:
+    """Open every named database and check the schema version."""
 
-    return Databases(
+    def db(name: bytes) -> lmdb._Database:
+        return env.open_db(name, create=not readonly)
+
+    databases = Databases(
         msg=db(MSG_DB),
         body=db(BODY_DB),
         rcpt=db(RCPT_DB),
@@ -128,6 +134,8 @@ def _open_databases(env: lmdb.Environment, *, create: bool) -> Databases:
         meta=db(META_DB),
         queues={name: db(name.db_name) for name in QueueName},
     )
+    _check_schema(env, databases.meta, readonly=readonly)
+    return databases
 
 
 def _check_schema(env: lmdb.Environment, meta: lmdb._Database, *, readonly: bool) -> None:
