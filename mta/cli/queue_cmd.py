@@ -36,6 +36,7 @@ from mta.queue import (
     UnknownQueueIdError,
 )
 from mta.util import sysexits
+from mta.util.trigger import FLUSH_DEFERRED, TriggerSender, trigger_path
 
 LISTED_QUEUES = (QueueName.INCOMING, QueueName.ACTIVE, QueueName.DEFERRED, QueueName.HOLD)
 QUEUE_MARKERS = {QueueName.ACTIVE: "*", QueueName.HOLD: "!"}
@@ -338,12 +339,18 @@ for _action in ACTIONS:
 @queue_group.command("flush")
 @click.pass_context
 def flush_command(ctx: click.Context) -> None:
-    """Make all deferred mail due now, like postqueue -f."""
+    """Make all deferred mail due now and wake the qmgr, like postqueue -f."""
     with open_queue(ctx) as queue:
         due = flush(queue)
     click.echo(f"mta: flush: {due} deferred message{'' if due == 1 else 's'} due now", err=True)
 
 
 def flush(queue: MailQueue) -> int:
-    """Mark deferred mail due now; qmgr's wake-up trigger (a later issue) belongs after it."""
-    return queue.flush_deferred()
+    """Mark deferred mail due now, then tell a running qmgr (if any) to look at once."""
+    due = queue.flush_deferred()
+    sender = TriggerSender(trigger_path(queue.settings.directory))
+    try:
+        sender.send(FLUSH_DEFERRED)
+    finally:
+        sender.close()
+    return due
