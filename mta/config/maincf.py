@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 MAX_EXPANSION_DEPTH = 20
@@ -45,6 +45,14 @@ BUILTIN_DEFAULTS: Mapping[str, str] = {
     "disable_vrfy_command": "no",
     "smtpd_worker_session_limit": "10000",
     "smtpd_shutdown_timeout": "10s",
+    # master (mta.master): see its docstring
+    "mail_owner": "mta",
+    "default_process_limit": "100",
+    "master_stop_timeout": "30s",
+    "max_use": "0",
+    "max_idle": "0",
+    "syslog_name": "mta",
+    "maillog_file": "",
 }
 
 _NAME = re.compile(r"[A-Za-z0-9_]+\Z")
@@ -57,7 +65,12 @@ class ConfigError(Exception):
 
 def parse_main_cf(text: str, origin: str) -> dict[str, str]:
     """Return the raw (unexpanded) parameters of main.cf text; origin names it in errors."""
-    parameters: dict[str, str] = {}
+    return {name: value for name, (value, _line) in parse_main_cf_lines(text, origin).items()}
+
+
+def parse_main_cf_lines(text: str, origin: str) -> dict[str, tuple[str, int]]:
+    """Like parse_main_cf, with the line where each parameter's (last) setting starts."""
+    parameters: dict[str, tuple[str, int]] = {}
     logical: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -74,7 +87,8 @@ def parse_main_cf(text: str, origin: str) -> dict[str, str]:
         name = name.strip()
         if not equals or not _NAME.match(name):
             raise ConfigError(f"{origin}, line {number}: expected 'name = value', got {line!r}")
-        parameters[name] = value.strip()
+        parameters.pop(name, None)  # the later setting wins and takes its place in file order
+        parameters[name] = (value.strip(), number)
     return parameters
 
 
@@ -94,14 +108,32 @@ def expand(name: str, parameters: Mapping[str, str]) -> str:
     return resolve(parameters.get(name, ""), 0)
 
 
+def referenced_names(values: Iterable[str]) -> set[str]:
+    """The parameter names that `values` refer to as $name, ${name} or $(name)."""
+    return {
+        match.group(1) or match.group(2) or match.group(3)
+        for value in values
+        for match in _REFERENCE.finditer(value)
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
-    """The parameters in effect: built-in defaults overridden by main.cf."""
+    """The parameters in effect: built-in defaults overridden by main.cf.
+
+    `origins` maps each parameter set in main.cf to where: "/etc/mta/main.cf, line 7".
+    """
 
     parameters: Mapping[str, str]
+    origins: Mapping[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> str:
         return expand(name, self.parameters)
+
+    def where(self, name: str) -> str:
+        """The "FILE, line N: " prefix for a message about `name`; empty for a default."""
+        origin = self.origins.get(name)
+        return f"{origin}: " if origin else ""
 
     def path(self, name: str) -> Path:
         return Path(self.get(name)).absolute()
@@ -132,5 +164,7 @@ def load_settings(config_dir: Path) -> Settings:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(f"{main_cf}: not UTF-8 at byte {error.start}") from error
-    parameters.update(parse_main_cf(text, str(main_cf)))
-    return Settings(parameters)
+    lines = parse_main_cf_lines(text, str(main_cf))
+    parameters.update((name, value) for name, (value, _line) in lines.items())
+    origins = {name: f"{main_cf}, line {line}" for name, (_value, line) in lines.items()}
+    return Settings(parameters, origins)
