@@ -19,40 +19,11 @@ Parameters (defaults in mta.config.maincf.BUILTIN_DEFAULTS):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from hotpath.events import ServerLimits
 from mta.config.maincf import ConfigError, Settings
-
-_DURATION = re.compile(r"(\d+)([smhdw]?)\Z")
-_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_BOOLEANS = {"yes": True, "no": False}
-
-
-def number(settings: Settings, name: str, minimum: int = 0) -> int:
-    """A non-negative integer parameter, at least `minimum`."""
-    text = settings.get(name).strip()
-    if not text.isascii() or not text.isdigit() or int(text) < minimum:
-        raise ConfigError(f"{name} = {text!r}: expected a whole number >= {minimum}")
-    return int(text)
-
-
-def duration(settings: Settings, name: str) -> float:
-    """A time in Postfix's notation: a number with an optional unit s, m, h, d or w."""
-    text = settings.get(name).strip()
-    match = _DURATION.match(text)
-    if match is None or int(match.group(1)) == 0:
-        raise ConfigError(f"{name} = {text!r}: expected a time such as 300s, 5m or 1h")
-    return float(int(match.group(1)) * _DURATION_UNITS[match.group(2)])
-
-
-def boolean(settings: Settings, name: str) -> bool:
-    text = settings.get(name).strip().lower()
-    if text not in _BOOLEANS:
-        raise ConfigError(f"{name} = {text!r}: expected yes or no")
-    return _BOOLEANS[text]
-
+from mta.config.values import boolean, duration, number
 
 def bare_newline_mode(settings: Settings) -> str:
     """The engine's bare_newline mode for smtpd_forbid_bare_newline."""

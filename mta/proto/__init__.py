@@ -1,0 +1,1 @@
+"""Shared protocols between services: delivery (qmgr <-> agents) and status log lines."""

@@ -1,0 +1,652 @@
+"""The queue manager's event loop: intake, scheduling, agent connections, results, bounces.
+
+Intake: a trigger ('I' from smtpd, 'F' from `mta queue flush`) or the queue_run_delay timer
+moves mail into active (up to qmgr_intake_batch_limit per transaction, at most
+qmgr_message_active_limit at once), each message is logged `from=<...>, size=N, nrcpt=N
+(queue active)`, and its unfinished recipients are resolved and split into delivery requests.
+Requests go to the agents over kept-open connections, several in flight on each, frames
+written together once per loop iteration.
+
+Results: the agent logs each recipient and then answers; qmgr gathers answers and writes them
+in one transaction (record_results), then deletes finished messages (after queueing any
+bounce) and logs `removed`. A final status is thus in the log before the queue forgets the
+recipient; a kill -9 at any point leaves mail queued (delivered again at worst), never lost.
+Queue transactions run in one worker thread so the loop keeps dispatching while LMDB syncs.
+
+Deferrals: agent-reported deferrals retry after a backoff that doubles per attempt between
+minimal_backoff_time and maximal_backoff_time; a request whose agent died gets
+delivery_agent_crash_retry_time; an agent that cannot be reached suspends its transport
+for transport_retry_time ("4.3.0 mail transport unavailable"). Deferred mail older than
+maximal_queue_lifetime (bounce_queue_lifetime for null-sender mail) is returned to the sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar, cast
+
+from mta.bounce.dsn import build_bounce, wants_failure_notice
+from mta.proto.delivery import (
+    DeliveryRequest,
+    DeliveryResult,
+    FrameDecoder,
+    Goodbye,
+    Outcome,
+    ProtocolError,
+    RequestRecipient,
+    encode_request,
+)
+from mta.proto.logline import status_line
+from mta.qmgr.scheduler import Destination, Scheduler
+from mta.qmgr.settings import QmgrSettings
+from mta.queue import (
+    MailQueue,
+    QueuedMessage,
+    QueueError,
+    RecipientResult,
+    RecipientState,
+    RecipientStatus,
+)
+from mta.util.trigger import FLUSH_DEFERRED, TriggerReceiver, trigger_path
+
+log = logging.getLogger("mta.qmgr")
+
+STATS_NAME = "qmgr.stats"
+STATS_INTERVAL = 1.0
+TIMER_GRANULARITY = 0.5
+SHUTDOWN_GRACE = 10.0
+"""How long a stopping qmgr waits for requests in flight before leaving them to recovery."""
+COMMIT_RETRY_DELAY = 1.0
+T = TypeVar("T")
+
+
+@dataclass(slots=True, eq=False)
+class ActiveMessage:
+    message: QueuedMessage
+    active_time: float
+    outstanding: int = 0
+    bounced: bool = False
+    """Some recipient is bounced: look for a notice to send when the message is done."""
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    entry: ActiveMessage
+    transport: str
+    nexthop: str
+    recipients: tuple[RecipientState, ...]
+
+
+@dataclass(slots=True)
+class Counters:
+    received: int = 0
+    delivered: int = 0
+    deferred: int = 0
+    bounced: int = 0
+    expired: int = 0
+    changed: bool = field(default=True)
+
+
+class AgentConnection(asyncio.Protocol):
+    """qmgr's end of one connection to a delivery agent."""
+
+    def __init__(self, client: AgentClient) -> None:
+        self.client = client
+        self.decoder = FrameDecoder()
+        self.in_flight: dict[int, tuple[Destination[Job], Job]] = {}
+        self.transport: asyncio.Transport | None = None
+        self._next_id = 0
+        self._out: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def send(self, destination: Destination[Job], job: Job) -> None:
+        self._next_id += 1
+        entry = job.entry
+        message = entry.message
+        request = DeliveryRequest(
+            self._next_id,
+            message.queue_id,
+            job.nexthop,
+            message.sender,
+            message.arrival_time,
+            entry.active_time,
+            tuple(
+                RequestRecipient(
+                    r.index,
+                    r.recipient.address,
+                    r.recipient.orig_address,
+                    r.recipient.orcpt,
+                    int(r.recipient.notify),
+                )
+                for r in job.recipients
+            ),
+        )
+        self.in_flight[self._next_id] = (destination, job)
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._write_out)
+        self._out.append(encode_request(request))
+
+    def _write_out(self) -> None:
+        if self.transport is not None and self._out:
+            self.transport.write(b"".join(self._out))
+        self._out.clear()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.decoder.feed(data)
+        except ProtocolError as error:
+            log.warning("warning: malformed answer from %s agent: %s", self.client.name, error)
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        qmgr = self.client.qmgr
+        for frame in frames:
+            if isinstance(frame, DeliveryResult):
+                sent = self.in_flight.pop(frame.request_id, None)
+                if sent is None:
+                    log.warning("warning: %s agent answered unknown request", self.client.name)
+                    continue
+                qmgr.on_result(sent[0], sent[1], frame)
+            elif isinstance(frame, Goodbye):
+                self._retire(frame.last_request_id)
+            else:
+                log.warning("warning: %s agent sent a request", self.client.name)
+                if self.transport is not None:
+                    self.transport.abort()
+                return
+
+    def _retire(self, last_request_id: int) -> None:
+        """The agent retired: requests it never read go to a new connection at once."""
+        if self.client.connection is self:
+            self.client.connection = None
+        unread = [key for key in self.in_flight if key > last_request_id]
+        for key in unread:
+            destination, job = self.in_flight.pop(key)
+            self.client.submit(destination, job)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.client.connection is self:
+            self.client.connection = None
+        in_flight, self.in_flight = self.in_flight, {}
+        for destination, job in in_flight.values():
+            self.client.qmgr.defer_job(
+                destination,
+                job,
+                "delivery agent crashed",
+                self.client.qmgr.settings.agent_crash_retry,
+            )
+
+
+class AgentClient:
+    """The kept-open connection to one transport's agent socket."""
+
+    def __init__(self, qmgr: Qmgr, name: str) -> None:
+        self.qmgr = qmgr
+        self.name = name
+        self.path = qmgr.settings.queue_directory / "private" / name
+        self.connection: AgentConnection | None = None
+        self.unavailable_until = 0.0
+        self._backlog: list[tuple[Destination[Job], Job]] = []
+        self._connecting: asyncio.Future[None] | None = None
+
+    def submit(self, destination: Destination[Job], job: Job) -> None:
+        if self.connection is not None:
+            self.connection.send(destination, job)
+            return
+        if self.unavailable_until > time.time():
+            self.qmgr.defer_job(
+                destination, job, "mail transport unavailable", self.qmgr.settings.transport_retry
+            )
+            return
+        self._backlog.append((destination, job))
+        if not self._connecting:
+            # Kept so the task is not garbage-collected while it connects.
+            self._connecting = asyncio.ensure_future(self._connect())
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await loop.create_unix_connection(
+                lambda: AgentConnection(self), str(self.path)
+            )
+        except OSError as error:
+            log.warning("warning: connect to transport %s: %s", self.name, error.strerror)
+            self.unavailable_until = time.time() + self.qmgr.settings.transport_retry
+            backlog, self._backlog = self._backlog, []
+            for destination, job in backlog:
+                self.qmgr.defer_job(
+                    destination,
+                    job,
+                    "mail transport unavailable",
+                    self.qmgr.settings.transport_retry,
+                )
+            return
+        finally:
+            self._connecting = None
+        self.connection = connection
+        backlog, self._backlog = self._backlog, []
+        for destination, job in backlog:
+            connection.send(destination, job)
+
+    def close(self) -> None:
+        if self.connection is not None and self.connection.transport is not None:
+            self.connection.transport.close()
+
+
+class Qmgr:
+    def __init__(self, settings: QmgrSettings, queue: MailQueue) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.scheduler: Scheduler[Job] = Scheduler(settings.policy)
+        self.counters = Counters()
+        self.active: dict[str, ActiveMessage] = {}
+        self._recipient_limits: dict[str, int] = {}
+        self._clients: dict[str, AgentClient] = {}
+        self._results: list[RecipientResult] = []
+        self._settled: list[ActiveMessage] = []
+        self._work = asyncio.Event()
+        self._want_incoming = True
+        self._want_deferred = True
+        self._want_flush = False
+        self._stopping = False
+        self._closing = False
+        self._next_due = math.inf
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="qmgr-queue")
+
+    # -- the process ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        await self._in_thread(self.queue.clear_stale_readers)
+        await self._in_thread(self.queue.recover_active)
+        receiver = TriggerReceiver(trigger_path(self.settings.queue_directory))
+        loop.add_reader(receiver.fileno(), self._on_trigger, receiver)
+        tasks = [
+            asyncio.ensure_future(self._queue_worker()),
+            asyncio.ensure_future(self._timer()),
+            asyncio.ensure_future(self._stats_writer()),
+        ]
+        self._work.set()
+        try:
+            await stop.wait()
+            self._stopping = True
+            deadline = time.monotonic() + SHUTDOWN_GRACE
+            while any(e.outstanding for e in self.active.values()):
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.02)
+            self._closing = True
+            self._work.set()
+            await tasks[0]
+        finally:
+            loop.remove_reader(receiver.fileno())
+            receiver.close()
+            for task in tasks:
+                task.cancel()
+            for client in self._clients.values():
+                client.close()
+            self._write_stats()
+            self._executor.shutdown(wait=True)
+
+    async def _in_thread(self, work: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+
+    def _on_trigger(self, receiver: TriggerReceiver) -> None:
+        requests = receiver.drain()
+        self._want_incoming = True
+        if FLUSH_DEFERRED in requests:
+            self._want_flush = True
+        self._work.set()
+
+    async def _timer(self) -> None:
+        next_scan = time.time() + self.settings.queue_run_delay
+        while True:
+            await asyncio.sleep(TIMER_GRANULARITY)
+            now = time.time()
+            if now >= next_scan:
+                next_scan = now + self.settings.queue_run_delay
+                self._want_incoming = self._want_deferred = True
+                self.scheduler.forget_idle(now)
+                self._work.set()
+            if now >= self._next_due:
+                self._next_due = math.inf
+                self._want_deferred = True
+                self._work.set()
+
+    async def _queue_worker(self) -> None:
+        """Every queue transaction, one after another, in the worker thread."""
+        while True:
+            await self._work.wait()
+            self._work.clear()
+            if self._results or self._settled:
+                await self._commit()
+            if self._closing:
+                return
+            room = self.settings.active_limit - len(self.active)
+            wanted = self._want_incoming or self._want_deferred or self._want_flush
+            if not self._stopping and room > 0 and wanted:
+                await self._intake(min(room, self.settings.intake_batch))
+
+    # -- intake --------------------------------------------------------------------------------
+
+    async def _intake(self, limit: int) -> None:
+        flush, self._want_flush = self._want_flush, False
+        deferred = self._want_deferred or flush
+        self._want_deferred = False
+        self._want_incoming = False
+        try:
+            taken, received = await self._in_thread(self._take, limit, deferred, flush)
+        except QueueError as error:
+            log.warning("warning: cannot take mail into the active queue: %s", error)
+            return
+        self.counters.received += received
+        self.counters.changed = True
+        now = time.time()
+        for message in taken:
+            self._activate(message, now)
+        if len(taken) >= limit:
+            self._want_incoming = True  # there may be more
+            self._work.set()
+        self._dispatch()
+
+    def _take(self, limit: int, deferred: bool, flush: bool) -> tuple[list[QueuedMessage], int]:
+        now = time.time()
+        if flush:
+            self.queue.flush_deferred(now)
+        ids = self.queue.take_due(now, limit) if deferred else []
+        incoming = self.queue.take_incoming(limit - len(ids))
+        messages = []
+        for queue_id in [*ids, *incoming]:
+            try:
+                messages.append(self.queue.get(queue_id))
+            except QueueError as error:
+                log.warning("warning: %s: %s", queue_id, error)
+        return messages, len(incoming)
+
+    def _activate(self, message: QueuedMessage, now: float) -> None:
+        entry = ActiveMessage(message, now)
+        self.active[message.queue_id] = entry
+        log.info(
+            "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
+            message.queue_id,
+            message.sender,
+            message.size,
+            len(message.recipients),
+        )
+        entry.bounced = any(r.status is RecipientStatus.BOUNCED for r in message.recipients)
+        pending = [r for r in message.recipients if not r.status.final]
+        if not pending:
+            self._settle(entry)
+            return
+        if self._expired(message, now):
+            self._expire(entry, pending)
+            return
+        groups: dict[tuple[str, str], list[RecipientState]] = {}
+        resolve = self.settings.resolver.resolve
+        for recipient in pending:
+            groups.setdefault(resolve(recipient.recipient.address), []).append(recipient)
+        for (transport, nexthop), recipients in groups.items():
+            limit = self._recipient_limit(transport)
+            for start in range(0, len(recipients), limit):
+                job = Job(entry, transport, nexthop, tuple(recipients[start : start + limit]))
+                entry.outstanding += 1
+                if not self.scheduler.add(transport, nexthop, job, now):
+                    destination = self.scheduler.destination(transport, nexthop)
+                    self._defer(job, "delivery temporarily suspended", destination.dead_until)
+
+    def _recipient_limit(self, transport: str) -> int:
+        limit = self._recipient_limits.get(transport)
+        if limit is None:
+            limit = self._recipient_limits[transport] = self.settings.recipient_limit(transport)
+        return limit
+
+    def _expired(self, message: QueuedMessage, now: float) -> bool:
+        if message.forced_expire:
+            return True
+        lifetime = (
+            self.settings.maximal_queue_lifetime
+            if message.sender
+            else self.settings.bounce_queue_lifetime
+        )
+        tried = any(r.attempts for r in message.recipients)
+        return tried and now - message.arrival_time >= lifetime
+
+    def _expire(self, entry: ActiveMessage, pending: list[RecipientState]) -> None:
+        message = entry.message
+        log.info(
+            "%s: from=<%s>, status=expired, returned to sender", message.queue_id, message.sender
+        )
+        for recipient in pending:
+            self._results.append(
+                RecipientResult(
+                    message.queue_id,
+                    recipient.index,
+                    RecipientStatus.BOUNCED,
+                    recipient.dsn if recipient.dsn.startswith("4.") else "4.4.7",
+                    recipient.reason or "delivery time expired",
+                )
+            )
+        self.counters.expired += 1
+        self.counters.bounced += len(pending)
+        entry.bounced = True
+        self._settle(entry)
+
+    # -- dispatch and results ------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        for destination, job in self.scheduler.ready(time.time()):
+            client = self._clients.get(job.transport)
+            if client is None:
+                client = self._clients[job.transport] = AgentClient(self, job.transport)
+            client.submit(destination, job)
+
+    def on_result(self, destination: Destination[Job], job: Job, result: DeliveryResult) -> None:
+        now = time.time()
+        outcomes = {outcome.index: outcome for outcome in result.outcomes}
+        queue_id = job.entry.message.queue_id
+        success = False
+        unreported = []
+        for recipient in job.recipients:
+            outcome = outcomes.get(recipient.index)
+            if outcome is None:
+                unreported.append(recipient)
+                continue
+            if outcome.outcome is Outcome.SENT:
+                status, next_try = RecipientStatus.DELIVERED, 0.0
+                self.counters.delivered += 1
+                success = True
+            elif outcome.outcome is Outcome.BOUNCED:
+                status, next_try = RecipientStatus.BOUNCED, 0.0
+                self.counters.bounced += 1
+                job.entry.bounced = True
+                success = True
+            else:
+                status = RecipientStatus.DEFERRED
+                next_try = now + self.settings.backoff(recipient.attempts)
+                self._next_due = min(self._next_due, next_try)
+                self.counters.deferred += 1
+            self._results.append(
+                RecipientResult(
+                    queue_id, recipient.index, status, outcome.dsn, outcome.text, next_try
+                )
+            )
+        self.counters.changed = True
+        for recipient in unreported:
+            self._defer_recipient(
+                job,
+                recipient,
+                "delivery agent did not report",
+                now,
+                self.settings.agent_crash_retry,
+            )
+        for waiting in self.scheduler.completed(destination, success, now):
+            self._defer(waiting, "delivery temporarily suspended", destination.dead_until)
+        self._job_done(job)
+        self._dispatch()
+
+    def defer_job(self, destination: Destination[Job], job: Job, reason: str, retry: float) -> None:
+        """A request that failed as a whole (agent gone, transport unavailable)."""
+        now = time.time()
+        for waiting in self.scheduler.completed(destination, False, now):
+            self._defer(waiting, reason, now + retry)
+        self._defer(job, reason, now + retry)
+        self._dispatch()
+
+    def _defer(self, job: Job, reason: str, next_try: float) -> None:
+        now = time.time()
+        for recipient in job.recipients:
+            self._defer_recipient(job, recipient, reason, now, max(0.0, next_try - now))
+        self._job_done(job)
+
+    def _defer_recipient(
+        self, job: Job, recipient: RecipientState, reason: str, now: float, retry: float
+    ) -> None:
+        entry = job.entry
+        message = entry.message
+        log.info(
+            status_line(
+                message.queue_id,
+                recipient.recipient.address,
+                recipient.recipient.orig_address,
+                "none",
+                (
+                    max(0.0, entry.active_time - message.arrival_time),
+                    max(0.0, now - entry.active_time),
+                    0.0,
+                    0.0,
+                ),
+                "4.3.0",
+                "deferred",
+                reason,
+            )
+        )
+        self._next_due = min(self._next_due, now + retry)
+        self.counters.deferred += 1
+        self.counters.changed = True
+        self._results.append(
+            RecipientResult(
+                message.queue_id,
+                recipient.index,
+                RecipientStatus.DEFERRED,
+                "4.3.0",
+                reason,
+                now + retry,
+            )
+        )
+
+    def _job_done(self, job: Job) -> None:
+        entry = job.entry
+        entry.outstanding -= 1
+        if entry.outstanding == 0:
+            self._settle(entry)
+
+    def _settle(self, entry: ActiveMessage) -> None:
+        self._settled.append(entry)
+        self._work.set()
+
+    # -- writing results -----------------------------------------------------------------------
+
+    async def _commit(self) -> None:
+        results, self._results = self._results, []
+        settled, self._settled = self._settled, []
+        try:
+            deleted, notices = await self._in_thread(self._write_results, results, settled)
+        except QueueError as error:
+            log.warning("warning: cannot record delivery results: %s", error)
+            self._results[:0] = results
+            self._settled[:0] = settled
+            asyncio.get_running_loop().call_later(COMMIT_RETRY_DELAY, self._work.set)
+            return
+        for queue_id, notice in notices:
+            if notice:
+                log.info("%s: sender non-delivery notification: %s", queue_id, notice)
+            else:
+                log.info("%s: undeliverable notice to the null sender discarded", queue_id)
+        for queue_id in deleted:
+            log.info("%s: removed", queue_id)
+        for entry in settled:
+            self.active.pop(entry.message.queue_id, None)
+        if notices:
+            self._want_incoming = True  # the notices are new mail
+            self._work.set()
+
+    def _write_results(
+        self, results: list[RecipientResult], settled: list[ActiveMessage]
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """In the worker thread: record, queue notices, delete; return deleted ids, notices."""
+        finished = set(self.queue.record_results(results)) if results else set()
+        done = [
+            e
+            for e in settled
+            if e.message.queue_id in finished or all(r.status.final for r in e.message.recipients)
+        ]
+        notices: list[tuple[str, str]] = []
+        bounces = []
+        for entry in done:
+            if not entry.bounced:
+                continue
+            queue_id = entry.message.queue_id
+            message = self.queue.get(queue_id)
+            failed = [
+                r
+                for r in message.recipients
+                if r.status is RecipientStatus.BOUNCED and wants_failure_notice(r)
+            ]
+            if not failed:
+                continue
+            if not message.sender:
+                notices.append((queue_id, ""))
+                continue
+            content = self.queue.content(queue_id)
+            bounces.append(
+                (queue_id, build_bounce(message, failed, content, self.settings.myhostname))
+            )
+        if bounces:
+            new_ids = self.queue.enqueue([bounce for _, bounce in bounces])
+            notices += [
+                (queue_id, new) for (queue_id, _), new in zip(bounces, new_ids, strict=True)
+            ]
+        deleted = self.queue.delete([entry.message.queue_id for entry in done]) if done else []
+        return deleted, notices
+
+    # -- stats ---------------------------------------------------------------------------------
+
+    async def _stats_writer(self) -> None:
+        while True:
+            if self.counters.changed:
+                self._write_stats()
+            await asyncio.sleep(STATS_INTERVAL)
+
+    def _write_stats(self) -> None:
+        counters = self.counters
+        counters.changed = False
+        data = {
+            "time": time.time(),
+            "pid": os.getpid(),
+            "received": counters.received,
+            "delivered": counters.delivered,
+            "deferred": counters.deferred,
+            "bounced": counters.bounced,
+            "expired": counters.expired,
+            "active": len(self.active),
+        }
+        directory = self.settings.data_directory
+        path = directory / STATS_NAME
+        temporary = directory / f"{STATS_NAME}.{os.getpid()}.tmp"
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(data) + "\n")
+            os.replace(temporary, path)
+        except OSError as error:
+            log.warning("warning: cannot write %s: %s", path, error.strerror)

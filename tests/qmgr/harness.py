@@ -1,0 +1,127 @@
+"""Processes for the qmgr and agent tests: `python -m mta.qmgr` and `python -m mta.agents.*`
+on a queue under a short /tmp path (AF_UNIX paths are short), with their logs in files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mta.queue import MailQueue, Message, QueueName, QueueSettings, Recipient
+from mta.util.trigger import TriggerSender, trigger_path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Instance:
+    """A configuration directory, its queue, and the processes started on it."""
+
+    def __init__(self, directory: Path, main_cf: str = "") -> None:
+        self.directory = directory
+        self.queue_directory = directory / "q"
+        self.data_directory = directory / "data"
+        (directory / "main.cf").write_text(
+            f"queue_directory = {self.queue_directory}\n"
+            f"data_directory = {self.data_directory}\n"
+            "myhostname = mx.example.test\n"
+            f"{main_cf}"
+        )
+        (self.queue_directory / "private").mkdir(parents=True)
+        self.queue = MailQueue(QueueSettings(self.queue_directory))
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs: dict[str, Path] = {}
+
+    def start(self, name: str, module: str, *args: str) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        log_path = self.directory / f"{name}.log"
+        self.logs[name] = log_path
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                [sys.executable, "-m", module, "-c", str(self.directory), *args],
+                env=env,
+                stderr=log_file,
+            )
+        self.processes[name] = process
+        return process
+
+    def start_agent(self, agent: str, service: str | None = None, *args: str) -> None:
+        service = service or agent
+        socket_path = self.queue_directory / "private" / service
+        socket_path.unlink(missing_ok=True)
+        self.start(
+            service,
+            f"mta.agents.{agent}",
+            "--service",
+            service,
+            "--listen",
+            str(socket_path),
+            "--max-idle",
+            "0",
+            "--max-use",
+            "0",
+            *args,
+        )
+        wait_for(socket_path.exists, f"{service} socket")
+
+    def start_qmgr(self) -> None:
+        self.start("qmgr", "mta.qmgr")
+        wait_for(trigger_path(self.queue_directory).exists, "qmgr trigger socket")
+
+    def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(signum)
+        process.wait(timeout=20)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+        self.queue.close()
+
+    def enqueue(
+        self,
+        count: int = 1,
+        sender: str = "alice@client.test",
+        recipients: tuple[str, ...] = ("bob@remote.test",),
+    ) -> list[str]:
+        content = b"Subject: test\r\nFrom: alice@client.test\r\n\r\nhello\r\n"
+        messages = [
+            Message(sender, tuple(Recipient(r) for r in recipients), content) for _ in range(count)
+        ]
+        ids = self.queue.enqueue(messages)
+        self.trigger()
+        return ids
+
+    def trigger(self, request: bytes = b"I") -> None:
+        sender = TriggerSender(trigger_path(self.queue_directory))
+        sender.send(request)
+        sender.close()
+
+    def queued(self) -> int:
+        return sum(self.queue.count(name) for name in QueueName)
+
+    def log(self, name: str) -> str:
+        return self.logs[name].read_text(errors="replace")
+
+    def all_logs(self) -> str:
+        return "".join(self.log(name) for name in self.logs)
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
