@@ -54,9 +54,12 @@ def cli(ctx: click.Context, config_dir: Path) -> None:
     ctx.obj = AppContext(config_dir=config_dir)
 
 
+from mta.cli.lifecycle import LIFECYCLE_COMMANDS  # noqa: E402
 from mta.cli.queue_cmd import queue_group  # noqa: E402
 
 cli.add_command(queue_group)
+for command in LIFECYCLE_COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ beginning of a line. A `-` field takes its default (private y, unpriv y, chroot 
 maxproc default_process_limit). Types are inet, unix, unix-dgram, fifo and pass; the master
 runs inet and unix services. An inet service is `host:port`, `[ipv6]:port`, `port` or a
 service name such as `smtp` (port 25); without a host it listens on every `inet_interfaces`
-address. Arguments are `-o name=value` main.cf overrides for that service and nothing else.
+address. Port 0 asks for any free port (tests read the port from master.status). Arguments
+are `-o name=value` main.cf overrides for that service and nothing else.
 
 The command column names a program through COMMAND_MODULES (smtpd -> mta.smtpd, discard ->
 mta.agents.discard, ...); the master runs it as `python -m MODULE`. When CONFDIR/master.cf is
@@ -127,7 +128,7 @@ def _check_inet_name(name: str, where: str) -> None:
     elif not host or (":" in host and not (host.startswith("[") and host.endswith("]"))):
         raise ConfigError(f"{where}: inet service {name!r}: expected host:port or [ipv6]:port")
     if port.isascii() and port.isdigit():
-        if not 0 < int(port) <= 65535:
+        if not 0 <= int(port) <= 65535:
             raise ConfigError(f"{where}: inet service {name!r}: port out of range")
     elif port not in SERVICE_PORTS:
         raise ConfigError(f"{where}: inet service {name!r}: unknown port name {port!r}")

@@ -27,9 +27,10 @@ from mta.queue.message import (
     RecipientStatus,
 )
 from mta.queue.schema import QueueName, SyncMode
-from mta.queue.store import MailQueue, PreparedMessage, QueueSettings
+from mta.queue.store import QUEUE_ID_PLACEHOLDER, MailQueue, PreparedMessage, QueueSettings
 
 __all__ = [
+    "QUEUE_ID_PLACEHOLDER",
     "BodyType",
     "Committer",
     "DsnRet",

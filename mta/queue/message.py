@@ -125,6 +125,9 @@ class Message:
     sender: str
     recipients: tuple[Recipient, ...]
     content: bytes
+    trace_header: bytes = b""
+    """A header to put before content (smtpd's Received), in which QUEUE_ID_PLACEHOLDER is
+    replaced by the queue id once the commit gives one out; the id has the same length."""
     arrival_time: float = field(default_factory=time.time)
     extras: Mapping[str, str] = field(default_factory=dict)
     dsn_ret: DsnRet = DsnRet.UNSPECIFIED
@@ -134,11 +137,14 @@ class Message:
 
     @property
     def size(self) -> int:
-        return len(self.content)
+        return len(self.trace_header) + len(self.content)
 
     def check_limits(self, limits: MessageLimits) -> None:
         """Raise MessageLimitError naming the first field that is over its limit."""
-        check_length("content", self.content, limits.max_content_bytes)
+        if len(self.trace_header) + len(self.content) > limits.max_content_bytes:
+            raise MessageLimitError(
+                f"content is {self.size} bytes, over the limit of {limits.max_content_bytes}"
+            )
         if not self.recipients:
             raise MessageLimitError("a message needs at least one recipient")
         if len(self.recipients) > limits.max_recipients:

@@ -33,6 +33,7 @@ from typing import TypeVar
 import lmdb
 
 from hotpath.queue import (
+    QUEUE_ID_LENGTH,
     RecipientFields,
     RecordError,
     decode_envelope,
@@ -75,6 +76,9 @@ from mta.queue.schema import (
 )
 
 log = logging.getLogger("mta.queue")
+
+QUEUE_ID_PLACEHOLDER = b"\0" * QUEUE_ID_LENGTH
+"""Stands for the queue id in Message.trace_header: no client can send NUL into a header."""
 
 DEFAULT_MAP_SIZE = 64 * 1024 * 1024
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024 * 1024
@@ -135,6 +139,7 @@ class PreparedMessage:
     """A message encoded for the queue: everything but the keys, which need its queue id."""
 
     envelope: bytes
+    trace_header: bytes
     content: bytes
     recipients: list[RecipientFields]
 
@@ -252,7 +257,7 @@ class MailQueue:
             )
             for recipient in message.recipients
         ]
-        return PreparedMessage(envelope, message.content, recipients)
+        return PreparedMessage(envelope, message.trace_header, message.content, recipients)
 
     def enqueue(self, messages: Sequence[Message]) -> list[str]:
         """Queue messages in one transaction (incoming queue); return their queue ids."""
@@ -276,7 +281,11 @@ class MailQueue:
                 key = queue_id.encode("ascii")
                 if not txn.put(key, prepared.envelope, db=db.msg, overwrite=False):
                     raise QueueError(f"queue id {queue_id} already in use (clock or meta broken)")
-                txn.put(key, prepared.content, db=db.body)
+                content = prepared.content
+                if prepared.trace_header:
+                    trace = prepared.trace_header.replace(QUEUE_ID_PLACEHOLDER, key, 1)
+                    content = trace + content
+                txn.put(key, content, db=db.body)
                 rcpt_cursor.putmulti(encode_recipients(key, prepared.recipients))
                 txn.put(key, b"", db=incoming)
                 queue_ids.append(queue_id)

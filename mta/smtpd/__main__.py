@@ -3,6 +3,8 @@
 Until the master exists this runs smtpd on its own: it reads CONFDIR/main.cf, opens the queue
 under queue_directory and serves until SIGTERM or SIGINT. `--listen` may be repeated;
 `--listen-fd N` serves an already-open listening socket. Exit status follows sysexits.
+The master runs it as `-c CONFDIR --service NAME --listen-fd N... [-o name=value...]`;
+`-o` overrides a main.cf parameter for this service, as in master.cf.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
-from mta.config.maincf import ConfigError, load_settings
+from mta.config.maincf import ConfigError, Settings, load_settings
 from mta.queue import QueueError
 from mta.smtpd.worker import parse_address, run
 from mta.util import maillog
@@ -25,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", action="append", default=[], metavar="HOST:PORT")
     parser.add_argument("--listen-fd", action="append", type=int, default=[], metavar="FD")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--service", default="smtpd", help="the master.cf service name")
+    parser.add_argument("-o", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
     maillog.configure("smtpd")
     try:
@@ -37,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         return EX_USAGE
     try:
         settings = load_settings(args.config_dir)
+        overrides = dict(setting.partition("=")[::2] for setting in args.o)
+        if overrides:
+            origins = {k: v for k, v in settings.origins.items() if k not in overrides}
+            settings = Settings({**settings.parameters, **overrides}, origins)
         inherited = [socket.socket(fileno=fd) for fd in args.listen_fd]
         return run(settings, addresses, args.workers, inherited)
     except (ConfigError, QueueError) as error:

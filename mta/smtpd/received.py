@@ -1,13 +1,13 @@
 """The Received header smtpd prepends to each message (RFC 5321 section 4.4).
 
     Received: from HELO (NAME [ADDRESS])
-        by MYHOSTNAME (MAIL_NAME) with PROTOCOL
+        by MYHOSTNAME (MAIL_NAME) with PROTOCOL id QUEUEID
         for <RECIPIENT>; DATE
 
 (continuation lines start with a TAB). `for <RECIPIENT>` appears only when the message has
 exactly one recipient, as Postfix does, so a header never lists who else got a copy. The queue
-id is not in the header: the queue hands it out in the commit transaction, after the content is
-final (Postfix writes `id QUEUEID` here).
+hands out the id inside the commit transaction, so the header carries the queue's placeholder,
+which the queue replaces with the id it gives the message.
 PROTOCOL is SMTP, ESMTP, or with TLS/AUTH ESMTPS, ESMTPA, ESMTPSA (RFC 3848), and with
 SMTPUTF8 UTF8SMTP, UTF8SMTPS, UTF8SMTPA, UTF8SMTPSA (RFC 6531 section 3.7.3).
 
@@ -20,6 +20,8 @@ from __future__ import annotations
 import ipaddress
 from datetime import datetime
 from email.utils import format_datetime
+
+from mta.queue import QUEUE_ID_PLACEHOLDER
 
 RECEIVED_HEADER_LIMIT = 2048
 """Octets the header can take: HELO (512) + recipient (256) + host names + fixed text."""
@@ -56,7 +58,7 @@ def received_header(
     recipient = f"\r\n\tfor <{recipients[0]}>" if len(recipients) == 1 else ""
     text = (
         f"Received: from {helo or client_name} ({client_name} [{address_literal(client_address)}])"
-        f"\r\n\tby {myhostname} ({mail_name}) with {protocol}{recipient}; "
-        f"{format_datetime(when)}\r\n"
+        f"\r\n\tby {myhostname} ({mail_name}) with {protocol} id "
     )
-    return text.encode("utf-8")
+    rest = f"{recipient}; {format_datetime(when)}\r\n"
+    return text.encode("utf-8") + QUEUE_ID_PLACEHOLDER + rest.encode("utf-8")

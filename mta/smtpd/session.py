@@ -520,7 +520,8 @@ class SmtpSession(asyncio.Protocol):
         return Message(
             sender=mail.reverse_path,
             recipients=tuple(self._recipients),
-            content=b"".join([header, *self._content]),
+            content=b"".join(self._content),
+            trace_header=header,
             extras=extras,
             dsn_ret=DSN_RET[mail.ret],
             envid=mail.envid or "",

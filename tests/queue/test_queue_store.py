@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import lmdb
@@ -13,6 +14,7 @@ import pytest
 
 from hotpath.queue import QUEUE_ID_LENGTH, parse_queue_id
 from mta.queue import (
+    QUEUE_ID_PLACEHOLDER,
     BodyType,
     Committer,
     DsnRet,
@@ -71,6 +73,18 @@ def test_enqueued_message_reads_back_exactly(mail_queue: MailQueue) -> None:
     assert queued.size == len(message.content)
     assert tuple(state.recipient for state in queued.recipients) == message.recipients
     assert mail_queue.content(queue_id) == message.content
+
+
+def test_trace_header_gets_the_queue_id_the_commit_gives_out(
+    mail_queue: MailQueue, make: Callable[..., Message]
+) -> None:
+    template = b"Received: by mx with ESMTP id " + QUEUE_ID_PLACEHOLDER + b"; now\r\n"
+    messages = [replace(make(serial), trace_header=template) for serial in range(3)]
+    queue_ids = mail_queue.enqueue(messages)
+    for queue_id, message in zip(queue_ids, messages, strict=True):
+        expected = f"Received: by mx with ESMTP id {queue_id}; now\r\n".encode()
+        assert mail_queue.content(queue_id) == expected + message.content
+        assert mail_queue.get(queue_id).size == len(expected) + len(message.content)
 
 
 def test_queue_ids_are_unique_short_and_sorted_by_arrival(

@@ -93,7 +93,7 @@ def test_received_header_for_ipv6_client_and_one_recipient() -> None:
     )
     assert header == (
         b"Received: from client.example (unknown [IPv6:2001:db8::1])\r\n"
-        b"\tby mx.example.com (mta) with ESMTP\r\n"
+        b"\tby mx.example.com (mta) with ESMTP id \0\0\0\0\0\0\0\0\0\0\r\n"
         b"\tfor <user@example.com>; Tue, 02 Jan 2024 03:04:05 +0000\r\n"
     )
 
