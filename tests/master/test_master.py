@@ -214,3 +214,28 @@ def test_unusable_mail_owner_is_one_fatal_line(make_instance: MakeInstance) -> N
     assert result.returncode != 0
     assert result.stderr.splitlines()[-1].startswith("mta: fatal: ")
     assert "cannot start mta.smtpd as uid" in result.stderr
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mta.qmgr") is None
+    or importlib.util.find_spec("mta.agents.discard") is None,
+    reason="qmgr and the discard agent are not installed",
+)
+def test_mail_flows_end_to_end_to_the_discard_agent(make_instance: MakeInstance) -> None:
+    instance = make_instance(
+        master_cf=(
+            "127.0.0.1:0 inet n - n - - smtpd\n"
+            "qmgr unix n - n 300 1 qmgr\n"
+            "discard unix - - n - - discard\n"
+        ),
+        main_cf="default_transport = discard\nqueue_run_delay = 1s\n",
+    )
+    instance.start_foreground()
+    for number in range(5):
+        with smtplib.SMTP("127.0.0.1", instance.port, timeout=10) as client:
+            client.sendmail(
+                "sender@example.org", [f"user{number}@example.net"], b"Subject: e2e\r\n\r\nx\r\n"
+            )
+    wait_for(lambda: instance.log.read_text().count("status=sent") == 5, "5 deliveries")
+    wait_for(lambda: queued(instance) == 0, "an empty queue")
+    assert "mta/discard[" in instance.log.read_text()
