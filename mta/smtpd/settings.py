@@ -25,6 +25,7 @@ from hotpath.events import ServerLimits
 from mta.config.maincf import ConfigError, Settings
 from mta.config.values import boolean, duration, number
 
+
 def bare_newline_mode(settings: Settings) -> str:
     """The engine's bare_newline mode for smtpd_forbid_bare_newline."""
     name = "smtpd_forbid_bare_newline"
