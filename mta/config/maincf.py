@@ -27,6 +27,9 @@ def _host_name() -> str:
 BUILTIN_DEFAULTS: Mapping[str, str] = {
     "base_directory": "mta-data",
     "queue_directory": "$base_directory/queue",
+    "queue_sync": "full",
+    "queue_map_size": "67108864",
+    "queue_max_size": "17179869184",
     "data_directory": "$base_directory/data",
     "myhostname": _host_name(),
     "mydomain": _host_name().partition(".")[2],

@@ -108,6 +108,14 @@ def _int(minimum: int = 0) -> Check:
     return lambda value, name: parse_size(value, name, minimum)
 
 
+def _one_of(*choices: str) -> Check:
+    def check(value: str, name: str) -> None:
+        if value not in choices:
+            raise ConfigError(f"{name} = {value}: expected one of {', '.join(choices)}")
+
+    return check
+
+
 def _any(_value: str, _name: str) -> None:
     """Free text: the service that uses it parses it."""
 
@@ -121,6 +129,9 @@ PARAMETERS: Mapping[str, Check] = {
     "relay_domains": _any,
     "inet_interfaces": interface_addresses,
     "queue_directory": _directory,
+    "queue_sync": _one_of("full", "unsafe"),
+    "queue_map_size": _int(minimum=1048576),
+    "queue_max_size": _int(minimum=1048576),
     "data_directory": _directory,
     "default_transport": _transport,
     "local_transport": _transport,

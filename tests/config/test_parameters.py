@@ -69,6 +69,8 @@ BAD_VALUES = [
     ("local_transport = a b", "expected transport or transport:nexthop"),
     ("queue_directory =", "queue_directory = : expected a directory name"),
     ("disable_vrfy_command = maybe", "bad boolean value"),
+    ("queue_sync = sometimes", "queue_sync = sometimes: expected one of full, unsafe"),
+    ("queue_max_size = 1k", "queue_max_size = 1k: bad numerical value"),
 ]
 
 
