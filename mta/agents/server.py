@@ -49,8 +49,10 @@ from mta.queue import QueueError
 from mta.util import maillog
 from mta.util.sysexits import EX_CONFIG, EX_OSERR, EX_SOFTWARE, EX_USAGE
 
-DEFAULT_MAX_USE = 100
-DEFAULT_MAX_IDLE = 100.0
+# 0: never retire, the master's default too (docs/processes.md): an agent is an event loop
+# serving many connections, and restarting a Python process costs far more than it saves.
+DEFAULT_MAX_USE = 0
+DEFAULT_MAX_IDLE = 0.0
 IDLE_CHECK_INTERVAL = 1.0
 LISTEN_BACKLOG = 128
 
