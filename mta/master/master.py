@@ -29,7 +29,9 @@ child never gets root. The master reads only its own configuration files.
 
 Parameters:
   mail_owner (mta)            the children's user; when the default `mta` does not exist,
-                              `nobody` with a warning (Postfix's default is `postfix`).
+                              `nobody` with a warning (Postfix's default is `postfix`), or,
+                              where nobody cannot reach the interpreter or this code, root
+                              with a warning, so that the embedded defaults always run.
                               `root` is allowed with a warning (no privilege drop) for
                               hosts where only root can read the Python installation
   default_process_limit (100) maxproc for a `-` in master.cf
@@ -140,6 +142,26 @@ def _module_exists(module: str) -> bool:
         return False
 
 
+def _service_code_paths() -> list[Path]:
+    """What a child needs to reach: the interpreter and the mta package."""
+    return [Path(os.path.realpath(sys.executable)), Path(__file__).resolve().parent.parent]
+
+
+def _reachable(path: Path, user: pwd.struct_passwd) -> bool:
+    """Whether `user` may search every directory down to `path` and read/run `path`."""
+
+    def allowed(target: Path, bits: int) -> bool:
+        status = target.stat()
+        if status.st_uid == user.pw_uid:
+            return status.st_mode & (bits << 6) == bits << 6
+        if status.st_gid == user.pw_gid:
+            return status.st_mode & (bits << 3) == bits << 3
+        return status.st_mode & bits == bits
+
+    search, read_run = 0o1, 0o5
+    return all(allowed(parent, search) for parent in path.parents) and allowed(path, read_run)
+
+
 def mail_owner(settings: Settings) -> Owner:
     """mail_owner's uid and gid when running as root; otherwise the children run as we do."""
     if os.geteuid() != 0:
@@ -150,12 +172,24 @@ def mail_owner(settings: Settings) -> Owner:
     except KeyError:
         if name != DEFAULT_MAIL_OWNER:
             raise MasterError(f"mail_owner = {name}: no such user") from None
+        entry = pwd.getpwnam(FALLBACK_MAIL_OWNER)
+        if not all(_reachable(path, entry) for path in _service_code_paths()):
+            # The embedded defaults must run as they are (the README's first command): on a
+            # host where only root can reach the interpreter or this code, say so and go on.
+            log.warning(
+                "warning: mail_owner %s does not exist and %s cannot run %s; services run as"
+                " root: create the user (useradd --system %s) or set mail_owner",
+                name,
+                FALLBACK_MAIL_OWNER,
+                sys.executable,
+                name,
+            )
+            return Owner()
         log.warning(
             "warning: mail_owner %s does not exist; running services as %s",
             name,
             FALLBACK_MAIL_OWNER,
         )
-        entry = pwd.getpwnam(FALLBACK_MAIL_OWNER)
     if entry.pw_uid == 0:
         # Postfix refuses this; we allow it, loudly, for hosts where the interpreter is
         # readable by root only (test machines): nothing else can run the services there.

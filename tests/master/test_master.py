@@ -185,6 +185,26 @@ def _can_run_python_as(user: str) -> bool:
     return True
 
 
+def test_default_mail_owner_missing_still_runs_the_embedded_defaults(
+    make_instance: MakeInstance,
+) -> None:
+    """With no `mta` user, the services run as nobody, or as root with a warning where nobody
+    cannot run the interpreter (CI): the embedded defaults must start either way."""
+    assert os.geteuid() == 0, "the suite runs as root (CI does): this test needs it"
+    instance = make_instance()
+    (instance.directory / "main.cf").write_text(
+        f"base_directory = {instance.directory}/base\nmaillog_file = {instance.log}\n"
+    )
+    instance.start_foreground()
+    instance.send(1)
+    log = instance.log.read_text()
+    if _can_run_python_as("nobody"):
+        assert "warning: mail_owner mta does not exist; running services as nobody" in log
+    else:
+        assert "cannot run" in log
+        assert "services run as root: create the user (useradd --system mta)" in log
+
+
 def test_children_run_as_mail_owner(make_instance: MakeInstance) -> None:
     """As root, every child runs as mail_owner; where that user cannot run the interpreter
     (a 0700 /root holding it, as on CI), start-up stops with one fatal line naming the uid."""
