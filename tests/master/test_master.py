@@ -14,11 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.instance import Instance, alive, mta, wait_for
 
 from mta.queue import MailQueue, QueueName, QueueSettings
 from mta.util.sysexits import EX_CONFIG, EX_UNAVAILABLE
-
-from .conftest import Instance, alive, mta, wait_for
 
 MakeInstance = Callable[..., Instance]
 

@@ -1,0 +1,1 @@
+"""Helpers shared by test packages (importable as `support`: pytest's pythonpath has tests/)."""
