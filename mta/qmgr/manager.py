@@ -7,11 +7,14 @@ qmgr_message_active_limit at once), each message is logged `from=<...>, size=N, 
 Requests go to the agents over kept-open connections, several in flight on each, frames
 written together once per loop iteration.
 
-Results: the agent logs each recipient and then answers; qmgr gathers answers and writes them
-in one transaction (record_results), then deletes finished messages (after queueing any
-bounce) and logs `removed`. A final status is thus in the log before the queue forgets the
-recipient; a kill -9 at any point leaves mail queued (delivered again at worst), never lost.
-Queue transactions run in one worker thread so the loop keeps dispatching while LMDB syncs.
+Results: the agent logs each recipient and then answers; qmgr gathers answers and, in one
+transaction per cycle, records them, queues any bounce, deletes finished messages and takes
+the next intake; it logs `removed` after the commit. A final status is thus in the log
+before the queue forgets the recipient; a kill -9 at any point leaves mail queued (delivered
+again at worst), never lost.
+Queue transactions run in one worker thread so the loop keeps dispatching while LMDB syncs;
+the queue handle skips the meta-page fsync (QueueSettings.metasync), since a crash that
+undoes qmgr's last commit only means mail taken again or delivered again.
 
 Deferrals: agent-reported deferrals retry after a backoff that doubles per attempt between
 minimal_backoff_time and maximal_backoff_time; a request whose agent died gets
@@ -51,6 +54,7 @@ from mta.queue import (
     MailQueue,
     QueuedMessage,
     QueueError,
+    QueueTransaction,
     RecipientResult,
     RecipientState,
     RecipientStatus,
@@ -83,6 +87,18 @@ class Job:
     transport: str
     nexthop: str
     recipients: tuple[RecipientState, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CycleOutcome:
+    """What one queue transaction of qmgr did."""
+
+    deleted: list[str]
+    notices: list[tuple[str, str]]
+    """(queue id, id of its non-delivery notice, or "" when none was sent to a null sender)"""
+    taken: list[QueuedMessage]
+    received: int
+    """How many of taken came from incoming (new mail, not deferred)."""
 
 
 @dataclass(slots=True)
@@ -325,54 +341,139 @@ class Qmgr:
                 self._work.set()
 
     async def _queue_worker(self) -> None:
-        """Every queue transaction, one after another, in the worker thread."""
+        """Every queue transaction, one after another, in the worker thread.
+
+        Results and settled messages gathered while one transaction runs go into the next,
+        together with the next intake: one commit (one fdatasync, see QueueSettings.metasync)
+        per cycle however many deliveries finished and messages arrived meanwhile.
+        """
         while True:
             await self._work.wait()
             self._work.clear()
-            if self._results or self._settled:
-                await self._commit()
             if self._closing:
+                if self._results or self._settled:
+                    await self._cycle(0)
                 return
-            room = self.settings.active_limit - len(self.active)
+            room = self.settings.active_limit - len(self.active) + len(self._settled)
             wanted = self._want_incoming or self._want_deferred or self._want_flush
-            if not self._stopping and room > 0 and wanted:
-                await self._intake(min(room, self.settings.intake_batch))
+            limit = min(room, self.settings.intake_batch) if wanted and not self._stopping else 0
+            if self._results or self._settled or limit > 0:
+                await self._cycle(limit)
 
-    # -- intake --------------------------------------------------------------------------------
-
-    async def _intake(self, limit: int) -> None:
-        flush, self._want_flush = self._want_flush, False
-        deferred = self._want_deferred or flush
-        self._want_deferred = False
-        self._want_incoming = False
+    async def _cycle(self, limit: int) -> None:
+        """Record results, delete finished mail and take up to limit messages, in one commit."""
+        results, self._results = self._results, []
+        settled, self._settled = self._settled, []
+        flush = self._want_flush and limit > 0
+        deferred = (self._want_deferred or flush) and limit > 0
+        if limit > 0:
+            self._want_incoming = self._want_deferred = self._want_flush = False
         try:
-            taken, received = await self._in_thread(self._take, limit, deferred, flush)
+            cycle = await self._in_thread(
+                self.queue.transaction,
+                lambda txn: self._transact(txn, results, settled, limit, deferred, flush),
+            )
         except QueueError as error:
-            log.warning("warning: cannot take mail into the active queue: %s", error)
+            log.warning("warning: cannot update the queue: %s", error)
+            self._results[:0] = results
+            self._settled[:0] = settled
+            if limit > 0:
+                self._want_incoming = True
+                self._want_deferred = self._want_deferred or deferred
+                self._want_flush = self._want_flush or flush
+            asyncio.get_running_loop().call_later(COMMIT_RETRY_DELAY, self._work.set)
             return
-        self.counters.received += received
-        self.counters.changed = True
-        now = time.time()
-        for message in taken:
-            self._activate(message, now)
-        if len(taken) >= limit:
-            self._want_incoming = True  # there may be more
+        for queue_id, notice in cycle.notices:
+            if notice:
+                log.info("%s: sender non-delivery notification: %s", queue_id, notice)
+            else:
+                log.info("%s: undeliverable notice to the null sender discarded", queue_id)
+        for queue_id in cycle.deleted:
+            log.info("%s: removed", queue_id)
+        for entry in settled:
+            self.active.pop(entry.message.queue_id, None)
+        if cycle.notices or (limit > 0 and len(cycle.taken) >= limit):
+            self._want_incoming = True  # new notices, or more mail than one intake takes
             self._work.set()
-        self._dispatch()
+        if limit > 0:
+            self.counters.received += cycle.received
+            self.counters.changed = True
+            now = time.time()
+            for message in cycle.taken:
+                self._activate(message, now)
+            self._dispatch()
 
-    def _take(self, limit: int, deferred: bool, flush: bool) -> tuple[list[QueuedMessage], int]:
+    def _transact(
+        self,
+        txn: QueueTransaction,
+        results: list[RecipientResult],
+        settled: list[ActiveMessage],
+        limit: int,
+        deferred: bool,
+        flush: bool,
+    ) -> CycleOutcome:
+        """In the worker thread, inside one write transaction: the whole of one cycle.
+
+        Record results, queue notices for bounced recipients, delete finished messages, then
+        take deferred mail that is due and new mail into active. May run twice (after the
+        map grew), so it changes nothing but the queue.
+        """
+        finished = set(txn.record_results(results)) if results else set()
+        done = [
+            e
+            for e in settled
+            if e.message.queue_id in finished or all(r.status.final for r in e.message.recipients)
+        ]
+        notices = self._queue_notices(txn, [entry for entry in done if entry.bounced])
+        deleted = txn.delete([entry.message.queue_id for entry in done]) if done else []
+        if limit <= 0:
+            return CycleOutcome(deleted, notices, [], 0)
         now = time.time()
         if flush:
-            self.queue.flush_deferred(now)
-        ids = self.queue.take_due(now, limit) if deferred else []
-        incoming = self.queue.take_incoming(limit - len(ids))
-        messages = []
-        for queue_id in [*ids, *incoming]:
-            try:
-                messages.append(self.queue.get(queue_id))
-            except QueueError as error:
-                log.warning("warning: %s: %s", queue_id, error)
-        return messages, len(incoming)
+            txn.flush_deferred(now)
+        due = txn.take_due(now, limit) if deferred else []
+        incoming = txn.take_incoming(limit - len(due))
+        taken = []
+        for queue_id in [*due, *incoming]:
+            message = txn.get(queue_id)
+            if message is not None:
+                taken.append(message)
+        return CycleOutcome(deleted, notices, taken, len(incoming))
+
+    def _queue_notices(
+        self, txn: QueueTransaction, bounced: list[ActiveMessage]
+    ) -> list[tuple[str, str]]:
+        """Queue a non-delivery notice for each message with bounced recipients that want one;
+        return (queue id, notice id), the notice id empty for a null sender (none sent)."""
+        notices: list[tuple[str, str]] = []
+        bounces = []
+        for entry in bounced:
+            queue_id = entry.message.queue_id
+            message = txn.get(queue_id)
+            if message is None:
+                continue
+            failed = [
+                r
+                for r in message.recipients
+                if r.status is RecipientStatus.BOUNCED and wants_failure_notice(r)
+            ]
+            if not failed:
+                continue
+            if not message.sender:
+                notices.append((queue_id, ""))
+                continue
+            content = txn.content(queue_id)
+            bounces.append(
+                (queue_id, build_bounce(message, failed, content, self.settings.myhostname))
+            )
+        if bounces:
+            new_ids = txn.enqueue([bounce for _, bounce in bounces])
+            notices += [
+                (queue_id, new) for (queue_id, _), new in zip(bounces, new_ids, strict=True)
+            ]
+        return notices
+
+    # -- intake --------------------------------------------------------------------------------
 
     def _activate(self, message: QueuedMessage, now: float) -> None:
         entry = ActiveMessage(message, now)
@@ -554,71 +655,6 @@ class Qmgr:
     def _settle(self, entry: ActiveMessage) -> None:
         self._settled.append(entry)
         self._work.set()
-
-    # -- writing results -----------------------------------------------------------------------
-
-    async def _commit(self) -> None:
-        results, self._results = self._results, []
-        settled, self._settled = self._settled, []
-        try:
-            deleted, notices = await self._in_thread(self._write_results, results, settled)
-        except QueueError as error:
-            log.warning("warning: cannot record delivery results: %s", error)
-            self._results[:0] = results
-            self._settled[:0] = settled
-            asyncio.get_running_loop().call_later(COMMIT_RETRY_DELAY, self._work.set)
-            return
-        for queue_id, notice in notices:
-            if notice:
-                log.info("%s: sender non-delivery notification: %s", queue_id, notice)
-            else:
-                log.info("%s: undeliverable notice to the null sender discarded", queue_id)
-        for queue_id in deleted:
-            log.info("%s: removed", queue_id)
-        for entry in settled:
-            self.active.pop(entry.message.queue_id, None)
-        if notices:
-            self._want_incoming = True  # the notices are new mail
-            self._work.set()
-
-    def _write_results(
-        self, results: list[RecipientResult], settled: list[ActiveMessage]
-    ) -> tuple[list[str], list[tuple[str, str]]]:
-        """In the worker thread: record, queue notices, delete; return deleted ids, notices."""
-        finished = set(self.queue.record_results(results)) if results else set()
-        done = [
-            e
-            for e in settled
-            if e.message.queue_id in finished or all(r.status.final for r in e.message.recipients)
-        ]
-        notices: list[tuple[str, str]] = []
-        bounces = []
-        for entry in done:
-            if not entry.bounced:
-                continue
-            queue_id = entry.message.queue_id
-            message = self.queue.get(queue_id)
-            failed = [
-                r
-                for r in message.recipients
-                if r.status is RecipientStatus.BOUNCED and wants_failure_notice(r)
-            ]
-            if not failed:
-                continue
-            if not message.sender:
-                notices.append((queue_id, ""))
-                continue
-            content = self.queue.content(queue_id)
-            bounces.append(
-                (queue_id, build_bounce(message, failed, content, self.settings.myhostname))
-            )
-        if bounces:
-            new_ids = self.queue.enqueue([bounce for _, bounce in bounces])
-            notices += [
-                (queue_id, new) for (queue_id, _), new in zip(bounces, new_ids, strict=True)
-            ]
-        deleted = self.queue.delete([entry.message.queue_id for entry in done]) if done else []
-        return deleted, notices
 
     # -- stats ---------------------------------------------------------------------------------
 

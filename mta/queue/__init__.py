@@ -1,6 +1,7 @@
 """The mail queue: one durable LMDB environment holding every message from 250 to delivery.
 
-Public API: MailQueue (the store), QueueSettings, Committer (group commit for smtpd), the
+Public API: MailQueue (the store), QueueTransaction (several changes in one commit),
+QueueSettings, Committer (group commit for smtpd), the
 message model (Message, Recipient, QueuedMessage, RecipientState, RecipientResult and their
 enums), QueueName, and the errors (QueueError, QueueFullError, ...). See store.py and
 schema.py for the layout and ARCHITECTURE.md "The queue (LMDB)" for the design.
@@ -27,7 +28,13 @@ from mta.queue.message import (
     RecipientStatus,
 )
 from mta.queue.schema import QueueName, SyncMode
-from mta.queue.store import QUEUE_ID_PLACEHOLDER, MailQueue, PreparedMessage, QueueSettings
+from mta.queue.store import (
+    QUEUE_ID_PLACEHOLDER,
+    MailQueue,
+    PreparedMessage,
+    QueueSettings,
+    QueueTransaction,
+)
 
 __all__ = [
     "QUEUE_ID_PLACEHOLDER",
@@ -45,6 +52,7 @@ __all__ = [
     "QueueFullError",
     "QueueName",
     "QueueSettings",
+    "QueueTransaction",
     "QueuedMessage",
     "Recipient",
     "RecipientResult",

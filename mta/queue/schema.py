@@ -86,8 +86,13 @@ def open_environment(
     map_size: int,
     readonly: bool,
     max_readers: int = DEFAULT_MAX_READERS,
+    metasync: bool = True,
 ) -> tuple[lmdb.Environment, Databases]:
     """Open (and, unless readonly, create) the queue environment and all its databases.
+
+    metasync=False (LMDB's MDB_NOMETASYNC, a per-process flag) still fsyncs each commit's
+    data pages but not its meta page: the database stays intact, and a system crash may undo
+    this process's last commit. Only writers whose last commit may be undone use it (qmgr).
 
     Raises lmdb.Error (for example ReadonlyError on EACCES) and SchemaError; the caller turns
     them into its own errors.
@@ -101,7 +106,7 @@ def open_environment(
         readonly=readonly,
         create=not readonly,
         sync=durable,
-        metasync=durable,
+        metasync=durable and metasync,
         map_async=not durable,
         writemap=False,
         readahead=False,

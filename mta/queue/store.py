@@ -1,7 +1,8 @@
 """The mail queue on LMDB: enqueue, move between queues, record results, read back, delete.
 
 Follows ARCHITECTURE.md "The queue (LMDB)" and the schema in mta.queue.schema. Each public
-write is one LMDB write transaction: either all of it is durable (sync and metasync on) or
+write is one LMDB write transaction (MailQueue.transaction runs several of them, as
+QueueTransaction methods, in one): either all of it is durable (sync and metasync on) or
 none of it is, which is what Postfix gets from writing a file and rename()-ing it. On
 MapFullError the transaction is aborted, the map grown (doubling, up to queue_max_size) and
 the transaction retried; past queue_max_size, or when the disk is full (ENOSPC), the write
@@ -103,6 +104,13 @@ class QueueSettings:
     max_size: int = DEFAULT_MAX_SIZE
     max_readers: int = DEFAULT_MAX_READERS
     limits: MessageLimits = field(default_factory=MessageLimits)
+    metasync: bool = True
+    """Fsync LMDB's meta page on every commit (with sync full). qmgr alone turns it off: a
+    crash may then undo its last commit, which only puts taken mail back in incoming
+    (recover_active does so anyway) or forgets results whose status lines are already logged
+    (the mail is delivered again: at least once, as Postfix's qmgr, which does not fsync
+    after delivery either). Data pages are still fsynced, so the database cannot be corrupted,
+    and smtpd, whose commits stand behind a 250, keeps the full sync."""
 
     @classmethod
     def from_parameters(cls, directory: Path, get: Callable[[str], str]) -> QueueSettings:
@@ -170,6 +178,7 @@ class MailQueue:
                 map_size=min(settings.map_size, settings.max_size),
                 readonly=False,
                 max_readers=settings.max_readers,
+                metasync=settings.metasync,
             )
         except PermissionError as error:
             raise QueueAccessError(f"queue directory {directory}: {error.strerror}") from error
@@ -264,44 +273,63 @@ class MailQueue:
         return self.enqueue_prepared([self.prepare(message) for message in messages])
 
     def enqueue_prepared(self, batch: Sequence[PreparedMessage]) -> list[str]:
-        """Queue prepared messages in one durable transaction; return their queue ids.
+        """Queue prepared messages in one durable transaction; return their queue ids."""
+        return self.transaction(lambda txn: txn.enqueue_prepared(batch))
 
-        Ids are given out inside the transaction from the last stamp in meta, so they are
-        unique across every process that writes this environment and sorted by commit time.
+    def transaction(self, work: Callable[[QueueTransaction], T]) -> T:
+        """Run work in one write transaction: everything it does commits together or not at all.
+
+        For callers that need several changes in one commit (qmgr records results, deletes
+        finished mail and takes new mail in one fsync). Work may run more than once (after
+        the map has grown), so it must change nothing outside the queue.
         """
-        db = self._db
+        return self._write(lambda txn: work(QueueTransaction(self, txn)))
 
-        def work(txn: lmdb.Transaction) -> list[str]:
-            stamp = self._allocate_stamps(txn, len(batch))
-            queue_ids = []
-            rcpt_cursor = txn.cursor(db=db.rcpt)
-            incoming = db.queues[QueueName.INCOMING]
-            for offset, prepared in enumerate(batch):
-                queue_id = format_queue_id(stamp + offset)
-                key = queue_id.encode("ascii")
-                if not txn.put(key, prepared.envelope, db=db.msg, overwrite=False):
-                    raise QueueError(f"queue id {queue_id} already in use (clock or meta broken)")
-                content = prepared.content
-                if prepared.trace_header:
-                    trace = prepared.trace_header.replace(QUEUE_ID_PLACEHOLDER, key, 1)
-                    content = trace + content
-                txn.put(key, content, db=db.body)
-                rcpt_cursor.putmulti(encode_recipients(key, prepared.recipients))
-                txn.put(key, b"", db=incoming)
-                queue_ids.append(queue_id)
-            return queue_ids
+    def move(
+        self,
+        queue_ids: Iterable[str],
+        target: QueueName,
+        *,
+        only_from: Collection[QueueName] | None = None,
+        next_try: float | None = None,
+    ) -> list[str]:
+        """Move messages to target in one transaction; return the ids that moved.
 
-        return self._write(work)
+        Ids that are unknown, already in target, or (with only_from) in another queue are
+        left alone. A move to deferred is due at next_try (default: now).
+        """
+        ids = list(queue_ids)  # the work may run twice: an iterator would be spent
+        return self.transaction(lambda txn: txn.move(ids, target, only_from, next_try))
 
-    def _allocate_stamps(self, txn: lmdb.Transaction, count: int) -> int:
-        """Reserve count consecutive id stamps, never below now or an earlier stamp."""
-        stored = txn.get(META_LAST_STAMP, db=self._db.meta)
-        last = META_U64.unpack(stored)[0] if stored is not None and len(stored) == 8 else 0
-        first = max(to_micros(time.time()), last + 1)
-        txn.put(META_LAST_STAMP, META_U64.pack(first + count - 1), db=self._db.meta)
-        return first
+    def take_incoming(self, limit: int) -> list[str]:
+        """Move up to limit messages from incoming to active, oldest first (qmgr's intake)."""
+        return self.transaction(lambda txn: txn.take_incoming(limit))
 
-    # -- moving between queues ----------------------------------------------------------------
+    def take_due(self, now: float, limit: int) -> list[str]:
+        """Move up to limit deferred messages due at or before now to active, earliest first."""
+        return self.transaction(lambda txn: txn.take_due(now, limit))
+
+    def recover_active(self) -> int:
+        """At qmgr start: return whatever a previous run left in active to incoming."""
+        recovered = self.transaction(QueueTransaction.recover_active)
+        if recovered:
+            log.info("returned %d messages from active to incoming", recovered)
+        return recovered
+
+    def flush_deferred(self, now: float | None = None) -> int:
+        """Make every deferred message due now (postqueue -f); return how many."""
+        return self.transaction(lambda txn: txn.flush_deferred(now))
+
+    def record_results(self, results: Sequence[RecipientResult]) -> list[str]:
+        """Write delivery results in one transaction; return the ids now fully done."""
+        return self.transaction(lambda txn: txn.record_results(results))
+
+    def delete(self, queue_ids: Iterable[str]) -> list[str]:
+        """Delete messages (envelope, content, recipients, indexes) in one transaction."""
+        keys = [_id_key(queue_id) for queue_id in queue_ids]
+        return self.transaction(lambda txn: txn.delete_keys(keys))
+
+    # -- placing a message in a queue ---------------------------------------------------------
 
     def _locate(self, txn: lmdb.Transaction, key: bytes) -> QueueName | None:
         for name in LOCATE_ORDER:
@@ -329,176 +357,6 @@ class MailQueue:
             txn.put(pack_time_key(next_try_us, key), b"", db=self._db.next_try)
         else:
             txn.put(key, b"", db=queues[target])
-
-    def move(
-        self,
-        queue_ids: Iterable[str],
-        target: QueueName,
-        *,
-        only_from: Collection[QueueName] | None = None,
-        next_try: float | None = None,
-    ) -> list[str]:
-        """Move messages to target in one transaction; return the ids that moved.
-
-        Ids that are unknown, already in target, or (with only_from) in another queue are
-        left alone. A move to deferred is due at next_try (default: now).
-        """
-        keys = [_id_key(queue_id) for queue_id in queue_ids]
-        due_us = to_micros(time.time() if next_try is None else next_try)
-
-        def work(txn: lmdb.Transaction) -> list[str]:
-            moved = []
-            for key in keys:
-                current = self._locate(txn, key)
-                if current is None or current is target:
-                    continue
-                if only_from is not None and current not in only_from:
-                    continue
-                self._place(txn, key, current, target, due_us)
-                moved.append(key.decode("ascii"))
-            return moved
-
-        return self._write(work)
-
-    def take_incoming(self, limit: int) -> list[str]:
-        """Move up to limit messages from incoming to active, oldest first (qmgr's intake)."""
-        return self._take(QueueName.INCOMING, limit, due_before_us=None)
-
-    def take_due(self, now: float, limit: int) -> list[str]:
-        """Move up to limit deferred messages due at or before now to active, earliest first."""
-        return self._take(QueueName.DEFERRED, limit, due_before_us=to_micros(now))
-
-    def _take(self, source: QueueName, limit: int, due_before_us: int | None) -> list[str]:
-        def work(txn: lmdb.Transaction) -> list[str]:
-            if due_before_us is None:
-                cursor = txn.cursor(db=self._db.queues[source])
-                keys = [bytes(key) for key in _first_keys(cursor, limit)]
-            else:
-                cursor = txn.cursor(db=self._db.next_try)
-                keys = []
-                for time_key in _first_keys(cursor, limit):
-                    if int.from_bytes(time_key[:8], "big") > due_before_us:
-                        break
-                    keys.append(bytes(time_key[8:]))
-            taken = []
-            for key in keys:
-                if self._locate(txn, key) is source:
-                    self._place(txn, key, source, QueueName.ACTIVE)
-                    taken.append(key.decode("ascii"))
-            return taken
-
-        return self._write(work)
-
-    def recover_active(self) -> int:
-        """At qmgr start: return whatever a previous run left in active to incoming."""
-
-        def work(txn: lmdb.Transaction) -> int:
-            cursor = txn.cursor(db=self._db.queues[QueueName.ACTIVE])
-            keys = [bytes(key) for key in cursor.iternext(keys=True, values=False)]
-            for key in keys:
-                self._place(txn, key, QueueName.ACTIVE, QueueName.INCOMING)
-            return len(keys)
-
-        recovered = self._write(work)
-        if recovered:
-            log.info("returned %d messages from active to incoming", recovered)
-        return recovered
-
-    def flush_deferred(self, now: float | None = None) -> int:
-        """Make every deferred message due now (postqueue -f); return how many."""
-        due_us = to_micros(time.time() if now is None else now)
-
-        def work(txn: lmdb.Transaction) -> int:
-            cursor = txn.cursor(db=self._db.queues[QueueName.DEFERRED])
-            keys = [bytes(key) for key in cursor.iternext(keys=True, values=False)]
-            for key in keys:
-                self._place(txn, key, QueueName.DEFERRED, QueueName.DEFERRED, due_us)
-            return len(keys)
-
-        return self._write(work)
-
-    # -- results and deletion -----------------------------------------------------------------
-
-    def record_results(self, results: Sequence[RecipientResult]) -> list[str]:
-        """Write delivery results in one transaction; return the ids now fully done.
-
-        A message whose recipients are all final (delivered or bounced) is left where it is
-        for qmgr to send any DSN and delete; one with no pending recipient left and some
-        deferred moves to the deferred queue, due at its earliest recipient's next try.
-        """
-        by_message: dict[bytes, list[RecipientResult]] = {}
-        for result in results:
-            by_message.setdefault(_id_key(result.queue_id), []).append(result)
-        reason_limit = self.settings.limits.max_reason_bytes
-
-        def work(txn: lmdb.Transaction) -> list[str]:
-            finished = []
-            for key, updates in by_message.items():
-                current = self._locate(txn, key)
-                if current is None:
-                    log.warning("%s: result for a message no longer queued", key.decode())
-                    continue
-                try:
-                    for update in updates:
-                        self._apply_result(txn, key, update, reason_limit)
-                    states = decode_recipients(key, _iter_from(txn.cursor(db=self._db.rcpt), key))
-                except RecordError as error:
-                    self._quarantine_in(txn, key, current, str(error))
-                    continue
-                statuses = [RecipientStatus(fields[1]) for _, fields in states]
-                if all(status.final for status in statuses):
-                    finished.append(key.decode("ascii"))
-                elif RecipientStatus.PENDING not in statuses and current is not QueueName.HOLD:
-                    due = min(f[3] for _, f in states if f[1] == RecipientStatus.DEFERRED)
-                    self._place(txn, key, current, QueueName.DEFERRED, due)
-            return finished
-
-        return self._write(work)
-
-    def _apply_result(
-        self, txn: lmdb.Transaction, key: bytes, update: RecipientResult, reason_limit: int
-    ) -> None:
-        rcpt_key = pack_rcpt_key(key, update.index)
-        stored = txn.get(rcpt_key, db=self._db.rcpt)
-        if stored is None:
-            log.warning("%s: result for unknown recipient #%d", key.decode(), update.index)
-            return
-        notify, _, attempts, _, address, orig, orcpt, _, _ = decode_recipient(stored)
-        record = encode_recipient(
-            notify,
-            int(update.status),
-            min(attempts + 1, 0xFFFFFFFF),
-            to_micros(update.next_try),
-            address,
-            orig,
-            orcpt,
-            encode_text(update.dsn)[:reason_limit],
-            encode_text(update.reason)[:reason_limit],
-        )
-        txn.put(rcpt_key, record, db=self._db.rcpt)
-
-    def delete(self, queue_ids: Iterable[str]) -> list[str]:
-        """Delete messages (envelope, content, recipients, indexes) in one transaction."""
-        keys = [_id_key(queue_id) for queue_id in queue_ids]
-
-        def work(txn: lmdb.Transaction) -> list[str]:
-            deleted = []
-            for key in keys:
-                current = self._locate(txn, key)
-                if current is None:
-                    continue
-                self._place(txn, key, current, QueueName.HOLD)
-                txn.delete(key, db=self._db.queues[QueueName.HOLD])
-                txn.delete(key, db=self._db.msg)
-                txn.delete(key, db=self._db.body)
-                cursor = txn.cursor(db=self._db.rcpt)
-                if cursor.set_range(key):
-                    while bytes(cursor.key()[: len(key)]) == key and cursor.delete():
-                        pass
-                deleted.append(key.decode("ascii"))
-            return deleted
-
-        return self._write(work)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -616,6 +474,222 @@ class MailQueue:
             key.decode("ascii", "replace"),
             reason,
         )
+
+
+class QueueTransaction:
+    """The changes one write transaction can make; MailQueue.transaction hands one out.
+
+    Reads inside it see its own writes. It lives only as long as the transaction: keep no
+    reference to it after the work function returns.
+    """
+
+    def __init__(self, queue: MailQueue, txn: lmdb.Transaction) -> None:
+        self._queue = queue
+        self._txn = txn
+        self._db = queue._db
+
+    # -- enqueue ------------------------------------------------------------------------------
+
+    def enqueue(self, messages: Sequence[Message]) -> list[str]:
+        """Queue messages (incoming queue); return their queue ids."""
+        return self.enqueue_prepared([self._queue.prepare(message) for message in messages])
+
+    def enqueue_prepared(self, batch: Sequence[PreparedMessage]) -> list[str]:
+        """Queue prepared messages; return their queue ids.
+
+        Ids are given out inside the transaction from the last stamp in meta, so they are
+        unique across every process that writes this environment and sorted by commit time.
+        """
+        txn, db = self._txn, self._db
+        stamp = self._allocate_stamps(len(batch))
+        queue_ids = []
+        rcpt_cursor = txn.cursor(db=db.rcpt)
+        incoming = db.queues[QueueName.INCOMING]
+        for offset, prepared in enumerate(batch):
+            queue_id = format_queue_id(stamp + offset)
+            key = queue_id.encode("ascii")
+            if not txn.put(key, prepared.envelope, db=db.msg, overwrite=False):
+                raise QueueError(f"queue id {queue_id} already in use (clock or meta broken)")
+            content = prepared.content
+            if prepared.trace_header:
+                trace = prepared.trace_header.replace(QUEUE_ID_PLACEHOLDER, key, 1)
+                content = trace + content
+            txn.put(key, content, db=db.body)
+            rcpt_cursor.putmulti(encode_recipients(key, prepared.recipients))
+            txn.put(key, b"", db=incoming)
+            queue_ids.append(queue_id)
+        return queue_ids
+
+    def _allocate_stamps(self, count: int) -> int:
+        """Reserve count consecutive id stamps, never below now or an earlier stamp."""
+        stored = self._txn.get(META_LAST_STAMP, db=self._db.meta)
+        last = META_U64.unpack(stored)[0] if stored is not None and len(stored) == 8 else 0
+        first = max(to_micros(time.time()), last + 1)
+        self._txn.put(META_LAST_STAMP, META_U64.pack(first + count - 1), db=self._db.meta)
+        return first
+
+    # -- moving between queues ----------------------------------------------------------------
+
+    def move(
+        self,
+        queue_ids: Iterable[str],
+        target: QueueName,
+        only_from: Collection[QueueName] | None = None,
+        next_try: float | None = None,
+    ) -> list[str]:
+        """MailQueue.move within this transaction."""
+        keys = [_id_key(queue_id) for queue_id in queue_ids]
+        due_us = to_micros(time.time() if next_try is None else next_try)
+        moved = []
+        for key in keys:
+            current = self._queue._locate(self._txn, key)
+            if current is None or current is target:
+                continue
+            if only_from is not None and current not in only_from:
+                continue
+            self._queue._place(self._txn, key, current, target, due_us)
+            moved.append(key.decode("ascii"))
+        return moved
+
+    def take_incoming(self, limit: int) -> list[str]:
+        """Move up to limit messages from incoming to active, oldest first (qmgr's intake)."""
+        cursor = self._txn.cursor(db=self._db.queues[QueueName.INCOMING])
+        return self._take(QueueName.INCOMING, _first_keys(cursor, limit))
+
+    def take_due(self, now: float, limit: int) -> list[str]:
+        """Move up to limit deferred messages due at or before now to active, earliest first."""
+        due_before_us = to_micros(now)
+        keys = []
+        for time_key in _first_keys(self._txn.cursor(db=self._db.next_try), limit):
+            if int.from_bytes(time_key[:8], "big") > due_before_us:
+                break
+            keys.append(time_key[8:])
+        return self._take(QueueName.DEFERRED, keys)
+
+    def _take(self, source: QueueName, keys: list[bytes]) -> list[str]:
+        taken = []
+        for key in keys:
+            if self._queue._locate(self._txn, key) is source:
+                self._queue._place(self._txn, key, source, QueueName.ACTIVE)
+                taken.append(key.decode("ascii"))
+        return taken
+
+    def recover_active(self) -> int:
+        """Return everything in active to incoming; return how many."""
+        cursor = self._txn.cursor(db=self._db.queues[QueueName.ACTIVE])
+        keys = [bytes(key) for key in cursor.iternext(keys=True, values=False)]
+        for key in keys:
+            self._queue._place(self._txn, key, QueueName.ACTIVE, QueueName.INCOMING)
+        return len(keys)
+
+    def flush_deferred(self, now: float | None = None) -> int:
+        """Make every deferred message due now (postqueue -f); return how many."""
+        due_us = to_micros(time.time() if now is None else now)
+        cursor = self._txn.cursor(db=self._db.queues[QueueName.DEFERRED])
+        keys = [bytes(key) for key in cursor.iternext(keys=True, values=False)]
+        for key in keys:
+            self._queue._place(self._txn, key, QueueName.DEFERRED, QueueName.DEFERRED, due_us)
+        return len(keys)
+
+    # -- results and deletion -----------------------------------------------------------------
+
+    def record_results(self, results: Sequence[RecipientResult]) -> list[str]:
+        """Write delivery results; return the ids now fully done.
+
+        A message whose recipients are all final (delivered or bounced) is left where it is
+        for qmgr to send any DSN and delete; one with no pending recipient left and some
+        deferred moves to the deferred queue, due at its earliest recipient's next try.
+        """
+        by_message: dict[bytes, list[RecipientResult]] = {}
+        for result in results:
+            by_message.setdefault(_id_key(result.queue_id), []).append(result)
+        txn, queue = self._txn, self._queue
+        reason_limit = queue.settings.limits.max_reason_bytes
+        finished = []
+        for key, updates in by_message.items():
+            current = queue._locate(txn, key)
+            if current is None:
+                log.warning("%s: result for a message no longer queued", key.decode())
+                continue
+            try:
+                for update in updates:
+                    self._apply_result(key, update, reason_limit)
+                states = decode_recipients(key, _iter_from(txn.cursor(db=self._db.rcpt), key))
+            except RecordError as error:
+                queue._quarantine_in(txn, key, current, str(error))
+                continue
+            statuses = [RecipientStatus(fields[1]) for _, fields in states]
+            if all(status.final for status in statuses):
+                finished.append(key.decode("ascii"))
+            elif RecipientStatus.PENDING not in statuses and current is not QueueName.HOLD:
+                due = min(f[3] for _, f in states if f[1] == RecipientStatus.DEFERRED)
+                queue._place(txn, key, current, QueueName.DEFERRED, due)
+        return finished
+
+    def _apply_result(self, key: bytes, update: RecipientResult, reason_limit: int) -> None:
+        rcpt_key = pack_rcpt_key(key, update.index)
+        stored = self._txn.get(rcpt_key, db=self._db.rcpt)
+        if stored is None:
+            log.warning("%s: result for unknown recipient #%d", key.decode(), update.index)
+            return
+        notify, _, attempts, _, address, orig, orcpt, _, _ = decode_recipient(stored)
+        record = encode_recipient(
+            notify,
+            int(update.status),
+            min(attempts + 1, 0xFFFFFFFF),
+            to_micros(update.next_try),
+            address,
+            orig,
+            orcpt,
+            encode_text(update.dsn)[:reason_limit],
+            encode_text(update.reason)[:reason_limit],
+        )
+        self._txn.put(rcpt_key, record, db=self._db.rcpt)
+
+    def delete(self, queue_ids: Iterable[str]) -> list[str]:
+        """Delete messages (envelope, content, recipients, indexes); return the ids deleted."""
+        return self.delete_keys([_id_key(queue_id) for queue_id in queue_ids])
+
+    def delete_keys(self, keys: Iterable[bytes]) -> list[str]:
+        """delete() for keys already checked by _id_key."""
+        txn, db = self._txn, self._db
+        deleted = []
+        for key in keys:
+            current = self._queue._locate(txn, key)
+            if current is None:
+                continue
+            self._queue._place(txn, key, current, QueueName.HOLD)
+            txn.delete(key, db=db.queues[QueueName.HOLD])
+            txn.delete(key, db=db.msg)
+            txn.delete(key, db=db.body)
+            cursor = txn.cursor(db=db.rcpt)
+            if cursor.set_range(key):
+                while bytes(cursor.key()[: len(key)]) == key and cursor.delete():
+                    pass
+            deleted.append(key.decode("ascii"))
+        return deleted
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get(self, queue_id: str) -> QueuedMessage | None:
+        """One message's envelope and recipients; None if it is not queued or was corrupt
+        (a corrupt one is moved to the corrupt queue in this transaction)."""
+        key = _id_key(queue_id)
+        current = self._queue._locate(self._txn, key)
+        if current is None:
+            return None
+        corrupt: list[tuple[bytes, str]] = []
+        message = self._queue._read(self._txn, key, current, corrupt)
+        for bad_key, reason in corrupt:
+            self._queue._quarantine_in(self._txn, bad_key, current, reason)
+        return message
+
+    def content(self, queue_id: str) -> bytes:
+        """The message content; UnknownQueueIdError if there is none."""
+        content = self._txn.get(_id_key(queue_id), db=self._db.body)
+        if content is None:
+            raise UnknownQueueIdError(f"{queue_id}: no such message in the queue")
+        return bytes(content)
 
 
 def _first_keys(cursor: lmdb.Cursor, limit: int) -> list[bytes]:

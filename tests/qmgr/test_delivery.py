@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import time
 from dataclasses import replace
 
 from mta.bounce.dsn import build_bounce
@@ -130,3 +131,36 @@ def test_qmgr_killed_leaves_active_mail_that_a_restart_delivers(
     instance.start_qmgr()
     wait_for(lambda: instance.queued() == 0, "empty queue")
     assert all(f"{i}: removed" in instance.log("qmgr") for i in ids)
+
+
+def test_qmgr_killed_again_and_again_loses_nothing_and_logs_every_delivery(
+    make_instance: MakeInstance,
+) -> None:
+    # qmgr commits without the meta-page fsync and in one transaction per cycle: a kill -9
+    # may undo or cut short any of its work, never lose mail or a delivery's status line.
+    instance = make_instance("default_transport = discard\n")
+    instance.start_agent("discard")
+    ids: list[str] = []
+    for _ in range(5):
+        instance.start_qmgr()
+        ids += instance.enqueue(60)
+        time.sleep(0.05)
+        instance.kill("qmgr")
+    instance.start_qmgr()
+    wait_for(lambda: instance.queued() == 0, "empty queue")
+    sent = instance.log("discard")
+    for queue_id in ids:
+        assert f"{queue_id}: to=<bob@remote.test>" in sent  # at least once
+
+
+def test_bursts_are_delivered_and_removed_exactly_once(make_instance: MakeInstance) -> None:
+    instance = make_instance("default_transport = discard\n")
+    instance.start_agent("discard")
+    instance.start_qmgr()
+    ids = [queue_id for _ in range(20) for queue_id in instance.enqueue(25)]
+    wait_for(lambda: instance.queued() == 0, "empty queue")
+    wait_for(lambda: instance.log("qmgr").count(": removed") == len(ids), "removed lines")
+    sent, qmgr_log = instance.log("discard"), instance.log("qmgr")
+    for queue_id in ids:
+        assert sent.count(f"{queue_id}: to=<") == 1
+        assert qmgr_log.count(f"{queue_id}: removed") == 1

@@ -27,6 +27,7 @@ from mta.queue import (
     QueueFullError,
     QueueName,
     QueueSettings,
+    QueueTransaction,
     Recipient,
     RecipientResult,
     RecipientStatus,
@@ -379,3 +380,43 @@ def test_schema_version_mismatch_is_refused(queue_dir: Path, mail_queue: MailQue
     with pytest.raises(QueueError, match="schema version 99"):
         MailQueue(QueueSettings(queue_dir))
     assert isinstance(lmdb.version(), tuple)
+
+
+def test_qmgr_handle_skips_only_the_meta_sync(queue_dir: Path) -> None:
+    with MailQueue(QueueSettings(queue_dir, metasync=False)) as queue:
+        flags = queue._env.flags()
+    assert flags["sync"] and not flags["metasync"]
+    assert not flags["writemap"] and not flags["map_async"]
+
+
+def test_one_transaction_records_deletes_and_takes_together(
+    mail_queue: MailQueue, make: Callable[..., Message]
+) -> None:
+    first, second = mail_queue.enqueue([make(1, recipients=1), make(2, recipients=1)])
+    assert mail_queue.take_incoming(1) == [first]
+
+    def cycle(txn: QueueTransaction) -> tuple[list[str], list[str], list[str]]:
+        done = txn.record_results(
+            [RecipientResult(first, 0, RecipientStatus.DELIVERED, "2.0.0", "sent")]
+        )
+        return done, txn.delete(done), txn.take_incoming(10)
+
+    assert mail_queue.transaction(cycle) == ([first], [first], [second])
+    assert mail_queue.locate(first) is None
+    assert mail_queue.locate(second) is QueueName.ACTIVE
+
+
+def test_a_failing_transaction_changes_nothing(
+    mail_queue: MailQueue, make: Callable[..., Message]
+) -> None:
+    (queue_id,) = mail_queue.enqueue([make(1)])
+
+    def cycle(txn: QueueTransaction) -> None:
+        txn.take_incoming(10)
+        txn.delete([queue_id])
+        raise QueueError("stop before the commit")
+
+    with pytest.raises(QueueError):
+        mail_queue.transaction(cycle)
+    assert mail_queue.locate(queue_id) is QueueName.INCOMING
+    assert mail_queue.get(queue_id).recipients
