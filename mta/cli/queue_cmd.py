@@ -173,7 +173,7 @@ def show_command(
         message = queue.get(queue_id)
         content = queue.content(queue_id) if headers or body else b""
     where = f"{message.queue_name}/{message.queue_id}"
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     if envelope:
         out.write(f"*** ENVELOPE RECORDS {where} ***\n".encode())
         out.write(envelope_text(message).encode("utf-8", "surrogateescape"))
