@@ -46,6 +46,7 @@ Parameters:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import json
 import logging
@@ -57,7 +58,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -140,6 +141,25 @@ def _module_exists(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         return False
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_master(master_pid: int) -> Callable[[], None]:
+    """Make a child get SIGTERM when the master dies, as Postfix's children exit with theirs.
+
+    Without it, a master killed with -9 leaves its services running without the lock, and a
+    second master could start a second qmgr on the same queue. Runs in the child between fork
+    and exec, after the change of user (which would clear the setting).
+    """
+
+    def arrange() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != master_pid:  # the master died before prctl took effect
+            os._exit(1)
+
+    return arrange
 
 
 def _service_code_paths() -> list[Path]:
@@ -435,6 +455,7 @@ class Master:
                 group=self.owner.gid,
                 extra_groups=[] if self.owner.uid is not None else None,
                 cwd=os.getcwd(),
+                preexec_fn=_die_with_master(os.getpid()),  # noqa: PLW1509 (no threads here)
             )
         except OSError as error:
             self.start_error = error.strerror or str(error)

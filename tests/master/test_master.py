@@ -245,3 +245,15 @@ def test_mail_flows_end_to_end_to_the_discard_agent(make_instance: MakeInstance)
     wait_for(lambda: instance.log.read_text().count("status=sent") == 5, "5 deliveries")
     wait_for(lambda: queued(instance) == 0, "an empty queue")
     assert "mta/discard[" in instance.log.read_text()
+
+
+def test_children_exit_when_the_master_is_killed(make_instance: MakeInstance) -> None:
+    """Postfix's children exit with their master: a second master must never find a first
+    generation's qmgr still working the same queue."""
+    instance = make_instance()
+    process = instance.start_foreground()
+    children = Instance.all_pids(instance.wait_running())
+    assert children
+    process.kill()
+    process.wait(timeout=30)
+    wait_for(lambda: not any(alive(pid) for pid in children), "children to exit")
