@@ -348,13 +348,16 @@ class Master:
         self, config: Config, previous: dict[tuple[str, str, int], Slot]
     ) -> dict[tuple[str, str, int], Slot]:
         """Slots for every process of `config`, keeping the sockets of `previous` slots."""
-        cpus = os.cpu_count() or 1
+        # One core is left to qmgr, the delivery agents and LMDB's single writer: on two cores
+        # one smtpd worker beat two at every concurrency of the discard benchmark (two split
+        # the group commits and contend for the writer lock; docs/performance.md).
+        smtpd_workers = max(1, (os.cpu_count() or 1) - 1)
         default_limit = number(config.settings, "default_process_limit", minimum=1)
         slots: dict[tuple[str, str, int], Slot] = {}
         bound_ports: dict[tuple[str, str], int] = {}
         for service in config.services:
             limit = default_limit if service.maxproc is None else service.maxproc
-            count = max(1, min(limit, cpus)) if service.command == "smtpd" else 1
+            count = max(1, min(limit, smtpd_workers)) if service.command == "smtpd" else 1
             for index in range(count):
                 key = (service.name, service.type, index)
                 kept = previous.get(key)
