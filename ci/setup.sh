@@ -35,6 +35,6 @@ fi
 if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install -q --upgrade pip "setuptools>=77" >/dev/null
 "$VENV/bin/python" -m pip install -q -e ".[test]"
 "$VENV/bin/mta" --version
