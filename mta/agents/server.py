@@ -174,7 +174,7 @@ class AgentServer:
             recipient = by_index.get(outcome.index)
             if recipient is None:
                 continue
-            self.log.info(
+            maillog.line(
                 status_line(
                     request.queue_id,
                     recipient.address,
@@ -184,7 +184,8 @@ class AgentServer:
                     outcome.dsn,
                     outcome.outcome.word,
                     outcome.text,
-                )
+                ),
+                self.log.name,
             )
         return encode_result(DeliveryResult(request.request_id, tuple(outcomes)))
 

@@ -59,6 +59,7 @@ from mta.queue import (
     RecipientState,
     RecipientStatus,
 )
+from mta.util import maillog
 from mta.util.trigger import FLUSH_DEFERRED, TriggerReceiver, trigger_path
 
 log = logging.getLogger("mta.qmgr")
@@ -389,7 +390,7 @@ class Qmgr:
             else:
                 log.info("%s: undeliverable notice to the null sender discarded", queue_id)
         for queue_id in cycle.deleted:
-            log.info("%s: removed", queue_id)
+            maillog.line(f"{queue_id}: removed", "mta.qmgr")
         for entry in settled:
             self.active.pop(entry.message.queue_id, None)
         if cycle.notices or (limit > 0 and len(cycle.taken) >= limit):
@@ -478,12 +479,10 @@ class Qmgr:
     def _activate(self, message: QueuedMessage, now: float) -> None:
         entry = ActiveMessage(message, now)
         self.active[message.queue_id] = entry
-        log.info(
-            "%s: from=<%s>, size=%d, nrcpt=%d (queue active)",
-            message.queue_id,
-            message.sender,
-            message.size,
-            len(message.recipients),
+        maillog.line(
+            f"{message.queue_id}: from=<{message.sender}>, size={message.size}, "
+            f"nrcpt={len(message.recipients)} (queue active)",
+            "mta.qmgr",
         )
         entry.bounced = any(r.status is RecipientStatus.BOUNCED for r in message.recipients)
         pending = [r for r in message.recipients if not r.status.final]

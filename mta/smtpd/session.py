@@ -66,6 +66,7 @@ from mta.queue import BodyType, DsnRet, Message, Notify, QueueError, Recipient
 from mta.smtpd.policy import client_ip
 from mta.smtpd.received import protocol_name, received_header
 from mta.smtpd.stats import CommandStats
+from mta.util import maillog
 
 if TYPE_CHECKING:
     from mta.smtpd.service import SmtpdService
@@ -142,7 +143,7 @@ class SmtpSession(asyncio.Protocol):
         ip = client_ip(address)
         self.client_address = str(ip) if ip is not None else address
         self.client = f"unknown[{self.client_address}]"
-        log.info("connect from %s", self.client)
+        maillog.line(f"connect from {self.client}", "mta.smtpd")
         service = self._service
         if not service.admit(self):
             self._end_with(f"421 4.7.0 {self._settings.myhostname} Error: too many connections")
@@ -185,7 +186,7 @@ class SmtpSession(asyncio.Protocol):
             self._stats.record("bdat" if self._bdat else "data", False)
         if not self._ended:
             log.info("lost connection after %s from %s", self._where, self.client)
-        log.info("disconnect from %s %s", self.client, self._stats.summary())
+        maillog.line(f"disconnect from {self.client} {self._stats.summary()}", "mta.smtpd")
         self._service.forget(self)
 
     def pause_writing(self) -> None:
@@ -412,7 +413,7 @@ class SmtpSession(asyncio.Protocol):
         except Exception as error:
             self._internal_error(error)
         else:
-            log.info("%s: client=%s", queue_id, self.client)
+            maillog.line(f"{queue_id}: client={self.client}", "mta.smtpd")
             self._reply(250, f"Ok: queued as {queue_id}", "2.0.0")
             self._stats.record(command, True)
             self._service.message_queued()
