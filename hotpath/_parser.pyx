@@ -57,6 +57,47 @@ from hotpath.events import (
     StartTls,
     Vrfy,
 )
+from hotpath.replies import (
+    AFTER_BDAT,
+    ALREADY_AUTHENTICATED,
+    AUTH_LINE_TOO_LONG,
+    BAD_AUTH_PARAMETER,
+    BAD_AUTH_RESPONSE,
+    BAD_BODY,
+    BAD_ENVID,
+    BAD_NOTIFY,
+    BAD_ORCPT,
+    BAD_PARAMETER,
+    BAD_RECIPIENT,
+    BAD_RET,
+    BAD_SENDER,
+    BAD_SIZE,
+    BAD_SMTPUTF8,
+    BARE_LF,
+    BDAT_SYNTAX,
+    BINARYMIME_NEEDS_BDAT,
+    IN_TRANSACTION,
+    LINE_TOO_LONG,
+    MESSAGE_TOO_BIG,
+    NEED_MAIL,
+    NEED_RCPT,
+    NESTED_MAIL,
+    NO_SERVICE,
+    SEND_EHLO,
+    SEND_HELO,
+    SIZE_EXCEEDS_LIMIT,
+    SYNTAX_ERROR,
+    TLS_ACTIVE,
+    TOO_MANY_RECIPIENTS,
+    UNICODE_WITHOUT_SMTPUTF8,
+    UNKNOWN_COMMAND,
+    UTF8_ERROR,
+    address_too_long,
+    bad_parameter_value,
+    duplicate_parameter,
+    unsupported_option,
+    usage,
+)
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -111,50 +152,6 @@ cdef enum:
 
 NOTIFY_KEYWORDS = frozenset(("SUCCESS", "FAILURE", "DELAY"))
 BODY_TYPES = frozenset(("7BIT", "8BITMIME", "BINARYMIME"))
-
-
-cdef object _error(int code, str status, str text, bint close=False):
-    return ProtocolError(code, status, text, close)
-
-
-SYNTAX_ERROR = _error(500, "5.5.2", "Error: bad syntax")
-UTF8_ERROR = _error(500, "5.5.2", "Error: bad UTF-8 syntax")
-UNKNOWN_COMMAND = _error(502, "5.5.2", "Error: command not recognized")
-LINE_TOO_LONG = _error(500, "5.5.2", "Error: line too long")
-AUTH_LINE_TOO_LONG = _error(500, "5.5.6", "Error: authentication exchange line is too long")
-BARE_LF = _error(521, "5.5.2", "Error: bare <LF> received", close=True)
-NEED_MAIL = _error(503, "5.5.1", "Error: need MAIL command")
-NEED_RCPT = _error(503, "5.5.1", "Error: need RCPT command")
-NESTED_MAIL = _error(503, "5.5.1", "Error: nested MAIL command")
-SEND_HELO = _error(503, "5.5.1", "Error: send HELO/EHLO first")
-SEND_EHLO = _error(503, "5.5.1", "Error: send EHLO first")
-IN_TRANSACTION = _error(503, "5.5.1", "Error: MAIL transaction in progress")
-AFTER_BDAT = _error(503, "5.5.1", "Error: BDAT transaction in progress")
-BINARYMIME_NEEDS_BDAT = _error(503, "5.5.1", "Error: BINARYMIME requires BDAT")
-NO_SERVICE = _error(503, "5.5.1", "Error: no valid greeting; send QUIT")
-TLS_ACTIVE = _error(554, "5.5.1", "Error: TLS already active")
-ALREADY_AUTHENTICATED = _error(503, "5.5.1", "Error: already authenticated")
-TOO_MANY_RECIPIENTS = _error(452, "4.5.3", "Error: too many recipients")
-MESSAGE_TOO_BIG = _error(552, "5.3.4", "Error: message file too big")
-SIZE_EXCEEDS_LIMIT = _error(552, "5.3.4", "Message size exceeds fixed limit")
-BAD_SENDER = _error(501, "5.1.7", "Bad sender address syntax")
-BAD_RECIPIENT = _error(501, "5.1.3", "Bad recipient address syntax")
-UNICODE_WITHOUT_SMTPUTF8 = _error(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address")
-BDAT_SYNTAX = _error(501, "5.5.4", "Syntax: BDAT count [LAST]", close=True)
-BAD_AUTH_RESPONSE = _error(501, "5.5.2", "Error: malformed authentication response")
-BAD_PARAMETER = _error(501, "5.5.4", "Error: bad parameter syntax")
-BAD_SMTPUTF8 = _error(501, "5.5.4", "Bad SMTPUTF8 parameter syntax")
-BAD_SIZE = _error(501, "5.5.4", "Bad message size syntax")
-BAD_BODY = _error(501, "5.5.4", "Bad BODY keyword syntax")
-BAD_RET = _error(501, "5.5.4", "Bad RET parameter syntax")
-BAD_ENVID = _error(501, "5.5.4", "Bad ENVID parameter syntax")
-BAD_AUTH_PARAMETER = _error(501, "5.5.4", "Bad AUTH parameter syntax")
-BAD_NOTIFY = _error(501, "5.5.4", "Error: Bad NOTIFY parameter syntax")
-BAD_ORCPT = _error(501, "5.5.4", "Error: Bad ORCPT parameter syntax")
-
-
-cdef object _usage(str text):
-    return _error(501, "5.5.4", f"Syntax: {text}")
 
 
 # Events are built with tuple.__new__, as their own __new__ does, without running a Python
@@ -505,10 +502,10 @@ cdef object _parse_parameters(str text, bint utf8_allowed):
         if equals >= 0:
             value = word[equals + 1 :]
             if not value or "=" in value or (not PyUnicode_IS_ASCII(value) and not utf8_allowed):
-                return _error(501, "5.5.4", f"Bad {keyword.upper()} parameter syntax")
+                return bad_parameter_value(keyword.upper())
         keyword = keyword.upper()
         if keyword in parameters:
-            return _error(501, "5.5.4", f"Error: duplicate {keyword} parameter")
+            return duplicate_parameter(keyword)
         parameters[keyword] = value
     return parameters
 
@@ -1428,7 +1425,7 @@ cdef class ServerEngine:
         if verb == VERB_BDAT:
             return self._bdat(argument)
         if verb == VERB_RSET:
-            return _usage("RSET") if not _blank(argument) else RSET_EVENT
+            return usage("RSET") if not _blank(argument) else RSET_EVENT
         if verb == VERB_NOOP:
             return NOOP_EVENT
         if verb == VERB_STARTTLS:
@@ -1457,10 +1454,10 @@ cdef class ServerEngine:
             if event is not None:
                 return event
         if not _prefix_upper_equals(argument, "FROM:"):
-            return _usage("MAIL FROM:<address>")
+            return usage("MAIL FROM:<address>")
         split = _split_path_and_parameters(argument[5:], self._limit.strict_envelope)
         if split is None:
-            return _usage("MAIL FROM:<address>")
+            return usage("MAIL FROM:<address>")
         cdef str path_text = split[0]
         cdef str parameter_text = split[1]
         parameters = _parse_parameters(parameter_text, True)
@@ -1480,7 +1477,7 @@ cdef class ServerEngine:
             return BAD_SENDER
         address, too_long = parsed
         if too_long:
-            return _error(501, "5.1.7", f"Bad sender address syntax: {too_long}")
+            return address_too_long(BAD_SENDER, too_long)
         size = None
         body = None
         ret = None
@@ -1515,7 +1512,7 @@ cdef class ServerEngine:
                 if not auth:
                     return BAD_AUTH_PARAMETER
             elif keyword != "SMTPUTF8":
-                return _error(555, "5.5.4", f"Unsupported option: {keyword}")
+                return unsupported_option(keyword)
         return _new_event(Mail, (address, size, body, smtputf8, ret, envid, auth))
 
     cdef object _rcpt(self, str argument, const unsigned char* plain, Py_ssize_t plain_length):
@@ -1530,10 +1527,10 @@ cdef class ServerEngine:
                     return TOO_MANY_RECIPIENTS
                 return event
         if not _prefix_upper_equals(argument, "TO:"):
-            return _usage("RCPT TO:<address>")
+            return usage("RCPT TO:<address>")
         split = _split_path_and_parameters(argument[3:], self._limit.strict_envelope)
         if split is None:
-            return _usage("RCPT TO:<address>")
+            return usage("RCPT TO:<address>")
         cdef str path_text = split[0]
         cdef str parameter_text = split[1]
         cdef bint utf8 = self._smtputf8
@@ -1549,7 +1546,7 @@ cdef class ServerEngine:
             return BAD_RECIPIENT
         address, too_long = parsed
         if too_long:
-            return _error(501, "5.1.3", f"Bad recipient address syntax: {too_long}")
+            return address_too_long(BAD_RECIPIENT, too_long)
         notify = None
         orcpt = None
         for keyword, value in (<dict>parameters).items():
@@ -1562,14 +1559,14 @@ cdef class ServerEngine:
                 if orcpt is None:
                     return BAD_ORCPT
             else:
-                return _error(555, "5.5.4", f"Unsupported option: {keyword}")
+                return unsupported_option(keyword)
         if self._limit.recipient and self._recipients >= self._limit.recipient:
             return TOO_MANY_RECIPIENTS
         return _new_event(Rcpt, (address, notify, orcpt))
 
     cdef object _data(self, str argument):
         if not _blank(argument):
-            return _usage("DATA")
+            return usage("DATA")
         if self._bdat_transaction:
             return AFTER_BDAT
         if not self._in_mail or not self._recipients:
@@ -1610,7 +1607,7 @@ cdef class ServerEngine:
 
     cdef object _starttls(self, str argument):
         if not _blank(argument):
-            return _usage("STARTTLS")
+            return usage("STARTTLS")
         if self.tls_active:
             return TLS_ACTIVE
         if self.greeted != "EHLO":
@@ -1637,7 +1634,7 @@ cdef class ServerEngine:
                     valid = False
                     break
         if not valid or (count == 2 and not words[1]):
-            return _usage("AUTH mechanism")
+            return usage("AUTH mechanism")
         return _new_event(Auth, (mechanism, words[1] if count == 2 else None))
 
     cdef object _auth_response(self):
@@ -1907,14 +1904,14 @@ cdef class ServerEngine:
 cdef object _hello(str verb, str argument):
     domain = argument.strip(" ")
     if not domain or not PyUnicode_IS_ASCII(domain):
-        return _usage(f"{verb} hostname")
+        return usage(f"{verb} hostname")
     return _new_event(Hello, (verb, domain))
 
 
 cdef object _argument_command(str verb, str argument, object event):
     argument = argument.strip(" ")
     if not argument:
-        return _usage(f"{verb} {'domain' if event is Etrn else 'address'}")
+        return usage(f"{verb} {'domain' if event is Etrn else 'address'}")
     return _new_event(event, (argument,))
 
 

@@ -48,6 +48,47 @@ from hotpath.events import (
     StartTls,
     Vrfy,
 )
+from hotpath.replies import (
+    AFTER_BDAT,
+    ALREADY_AUTHENTICATED,
+    AUTH_LINE_TOO_LONG,
+    BAD_AUTH_PARAMETER,
+    BAD_AUTH_RESPONSE,
+    BAD_BODY,
+    BAD_ENVID,
+    BAD_NOTIFY,
+    BAD_ORCPT,
+    BAD_PARAMETER,
+    BAD_RECIPIENT,
+    BAD_RET,
+    BAD_SENDER,
+    BAD_SIZE,
+    BAD_SMTPUTF8,
+    BARE_LF,
+    BDAT_SYNTAX,
+    BINARYMIME_NEEDS_BDAT,
+    IN_TRANSACTION,
+    LINE_TOO_LONG,
+    MESSAGE_TOO_BIG,
+    NEED_MAIL,
+    NEED_RCPT,
+    NESTED_MAIL,
+    NO_SERVICE,
+    SEND_EHLO,
+    SEND_HELO,
+    SIZE_EXCEEDS_LIMIT,
+    SYNTAX_ERROR,
+    TLS_ACTIVE,
+    TOO_MANY_RECIPIENTS,
+    UNICODE_WITHOUT_SMTPUTF8,
+    UNKNOWN_COMMAND,
+    UTF8_ERROR,
+    address_too_long,
+    bad_parameter_value,
+    duplicate_parameter,
+    unsupported_option,
+    usage,
+)
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -88,37 +129,6 @@ NOTIFY_KEYWORDS = frozenset(("SUCCESS", "FAILURE", "DELAY"))
 BODY_TYPES = frozenset(("7BIT", "8BITMIME", "BINARYMIME"))
 
 
-def _error(code: int, status: str, text: str, close: bool = False) -> ProtocolError:
-    return ProtocolError(code, status, text, close)
-
-
-SYNTAX_ERROR = _error(500, "5.5.2", "Error: bad syntax")
-UTF8_ERROR = _error(500, "5.5.2", "Error: bad UTF-8 syntax")
-UNKNOWN_COMMAND = _error(502, "5.5.2", "Error: command not recognized")
-LINE_TOO_LONG = _error(500, "5.5.2", "Error: line too long")
-AUTH_LINE_TOO_LONG = _error(500, "5.5.6", "Error: authentication exchange line is too long")
-BARE_LF = _error(521, "5.5.2", "Error: bare <LF> received", close=True)
-NEED_MAIL = _error(503, "5.5.1", "Error: need MAIL command")
-NEED_RCPT = _error(503, "5.5.1", "Error: need RCPT command")
-NESTED_MAIL = _error(503, "5.5.1", "Error: nested MAIL command")
-SEND_HELO = _error(503, "5.5.1", "Error: send HELO/EHLO first")
-SEND_EHLO = _error(503, "5.5.1", "Error: send EHLO first")
-IN_TRANSACTION = _error(503, "5.5.1", "Error: MAIL transaction in progress")
-AFTER_BDAT = _error(503, "5.5.1", "Error: BDAT transaction in progress")
-BINARYMIME_NEEDS_BDAT = _error(503, "5.5.1", "Error: BINARYMIME requires BDAT")
-NO_SERVICE = _error(503, "5.5.1", "Error: no valid greeting; send QUIT")
-TLS_ACTIVE = _error(554, "5.5.1", "Error: TLS already active")
-ALREADY_AUTHENTICATED = _error(503, "5.5.1", "Error: already authenticated")
-TOO_MANY_RECIPIENTS = _error(452, "4.5.3", "Error: too many recipients")
-MESSAGE_TOO_BIG = _error(552, "5.3.4", "Error: message file too big")
-SIZE_EXCEEDS_LIMIT = _error(552, "5.3.4", "Message size exceeds fixed limit")
-BAD_SENDER = _error(501, "5.1.7", "Bad sender address syntax")
-BAD_RECIPIENT = _error(501, "5.1.3", "Bad recipient address syntax")
-UNICODE_WITHOUT_SMTPUTF8 = _error(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address")
-BDAT_SYNTAX = _error(501, "5.5.4", "Syntax: BDAT count [LAST]", close=True)
-BAD_AUTH_RESPONSE = _error(501, "5.5.2", "Error: malformed authentication response")
-
-
 def _ascii_upper(text: str) -> str:
     """Upper-case ASCII letters only.
 
@@ -126,10 +136,6 @@ def _ascii_upper(text: str) -> str:
     to "ST"), which would let a non-ASCII spelling pass for MAIL, STARTTLS or LAST.
     """
     return text.upper() if text.isascii() else text
-
-
-def _usage(text: str) -> ProtocolError:
-    return _error(501, "5.5.4", f"Syntax: {text}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,12 +348,12 @@ def _parse_parameters(text: str, utf8_allowed: bool) -> dict[str, str | None] | 
             or not keyword[0].isalnum()
             or not all(char.isalnum() or char == "-" for char in keyword)
         ):
-            return _error(501, "5.5.4", "Error: bad parameter syntax")
+            return BAD_PARAMETER
         if equals and (not value or "=" in value or (not value.isascii() and not utf8_allowed)):
-            return _error(501, "5.5.4", f"Bad {keyword.upper()} parameter syntax")
+            return bad_parameter_value(keyword.upper())
         keyword = keyword.upper()
         if keyword in parameters:
-            return _error(501, "5.5.4", f"Error: duplicate {keyword} parameter")
+            return duplicate_parameter(keyword)
         parameters[keyword] = value if equals else None
     return parameters
 
@@ -554,7 +560,7 @@ class ServerEngine:
     def _hello(self, verb: str, argument: str) -> Event:
         domain = argument.strip(" ")
         if not domain or not domain.isascii():
-            return _usage(f"{verb} hostname")
+            return usage(f"{verb} hostname")
         return Hello(verb, domain)
 
     def _mail(self, _verb: str, argument: str) -> Event:
@@ -563,17 +569,17 @@ class ServerEngine:
         if self.limits.helo_required and self.greeted is None:
             return SEND_HELO
         if _ascii_upper(argument[:5]) != "FROM:":
-            return _usage("MAIL FROM:<address>")
+            return usage("MAIL FROM:<address>")
         split = _split_path_and_parameters(argument[5:], self.limits.strict_envelope)
         if split is None:
-            return _usage("MAIL FROM:<address>")
+            return usage("MAIL FROM:<address>")
         path_text, parameter_text = split
         parameters = _parse_parameters(parameter_text, utf8_allowed=True)
         if isinstance(parameters, ProtocolError):
             return parameters
         smtputf8 = "SMTPUTF8" in parameters
         if smtputf8 and parameters["SMTPUTF8"] is not None:
-            return _error(501, "5.5.4", "Bad SMTPUTF8 parameter syntax")
+            return BAD_SMTPUTF8
         if not smtputf8 and not (path_text.isascii() and parameter_text.isascii()):
             return UNICODE_WITHOUT_SMTPUTF8
         parsed = parse_path(path_text, smtputf8, self.limits)
@@ -581,7 +587,7 @@ class ServerEngine:
             return BAD_SENDER
         address, too_long = parsed
         if too_long:
-            return _error(501, "5.1.7", f"Bad sender address syntax: {too_long}")
+            return address_too_long(BAD_SENDER, too_long)
         size: int | None = None
         body: str | None = None
         ret: str | None = None
@@ -595,7 +601,7 @@ class ServerEngine:
                     or not value.isdigit()
                     or len(value) > MAX_SIZE_DIGITS
                 ):
-                    return _error(501, "5.5.4", "Bad message size syntax")
+                    return BAD_SIZE
                 size = int(value)
                 limit = self.limits.message_size_limit
                 if limit and size > limit:
@@ -603,21 +609,21 @@ class ServerEngine:
             elif keyword == "BODY":
                 body = _ascii_upper(value or "")
                 if body not in BODY_TYPES:
-                    return _error(501, "5.5.4", "Bad BODY keyword syntax")
+                    return BAD_BODY
             elif keyword == "RET":
                 ret = _ascii_upper(value or "")
                 if ret not in ("FULL", "HDRS"):
-                    return _error(501, "5.5.4", "Bad RET parameter syntax")
+                    return BAD_RET
             elif keyword == "ENVID":
                 envid = decode_xtext(value or "", ENVID_LIMIT)
                 if not envid or (not envid.isascii() and not smtputf8):
-                    return _error(501, "5.5.4", "Bad ENVID parameter syntax")
+                    return BAD_ENVID
             elif keyword == "AUTH":
                 auth = decode_xtext(value or "", AUTH_PARAM_LIMIT)
                 if not auth:
-                    return _error(501, "5.5.4", "Bad AUTH parameter syntax")
+                    return BAD_AUTH_PARAMETER
             elif keyword != "SMTPUTF8":
-                return _error(555, "5.5.4", f"Unsupported option: {keyword}")
+                return unsupported_option(keyword)
         return Mail(address, size, body, smtputf8, ret, envid, auth)
 
     def _rcpt(self, _verb: str, argument: str) -> Event:
@@ -626,10 +632,10 @@ class ServerEngine:
         if self._bdat_transaction:
             return AFTER_BDAT
         if _ascii_upper(argument[:3]) != "TO:":
-            return _usage("RCPT TO:<address>")
+            return usage("RCPT TO:<address>")
         split = _split_path_and_parameters(argument[3:], self.limits.strict_envelope)
         if split is None:
-            return _usage("RCPT TO:<address>")
+            return usage("RCPT TO:<address>")
         path_text, parameter_text = split
         utf8 = self._smtputf8
         if not utf8 and not argument.isascii():
@@ -642,20 +648,20 @@ class ServerEngine:
             return BAD_RECIPIENT
         address, too_long = parsed
         if too_long:
-            return _error(501, "5.1.3", f"Bad recipient address syntax: {too_long}")
+            return address_too_long(BAD_RECIPIENT, too_long)
         notify: tuple[str, ...] | None = None
         orcpt: str | None = None
         for keyword, value in parameters.items():
             if keyword == "NOTIFY":
                 notify = _parse_notify(value)
                 if notify is None:
-                    return _error(501, "5.5.4", "Error: Bad NOTIFY parameter syntax")
+                    return BAD_NOTIFY
             elif keyword == "ORCPT":
                 orcpt = _parse_orcpt(value, utf8)
                 if orcpt is None:
-                    return _error(501, "5.5.4", "Error: Bad ORCPT parameter syntax")
+                    return BAD_ORCPT
             else:
-                return _error(555, "5.5.4", f"Unsupported option: {keyword}")
+                return unsupported_option(keyword)
         limit = self.limits.recipient_limit
         if limit and self._recipients >= limit:
             return TOO_MANY_RECIPIENTS
@@ -663,7 +669,7 @@ class ServerEngine:
 
     def _data(self, _verb: str, argument: str) -> Event:
         if argument.strip(" "):
-            return _usage("DATA")
+            return usage("DATA")
         if self._bdat_transaction:
             return AFTER_BDAT
         if not self._in_mail or not self._recipients:
@@ -701,7 +707,7 @@ class ServerEngine:
         return Bdat(size, last)
 
     def _rset(self, _verb: str, argument: str) -> Event:
-        return _usage("RSET") if argument.strip(" ") else Rset()
+        return usage("RSET") if argument.strip(" ") else Rset()
 
     def _noop(self, _verb: str, _argument: str) -> Event:
         return Noop()
@@ -711,7 +717,7 @@ class ServerEngine:
 
     def _starttls(self, _verb: str, argument: str) -> Event:
         if argument.strip(" "):
-            return _usage("STARTTLS")
+            return usage("STARTTLS")
         if self.tls_active:
             return TLS_ACTIVE
         if self.greeted != "EHLO":
@@ -736,13 +742,13 @@ class ServerEngine:
             or not set(mechanism) <= SASL_MECHANISM_CHARS
             or (len(words) == 2 and not words[1])
         ):
-            return _usage("AUTH mechanism")
+            return usage("AUTH mechanism")
         return Auth(mechanism, words[1] if len(words) == 2 else None)
 
     def _argument_command(self, verb: str, argument: str, event: type[Vrfy | Expn | Etrn]) -> Event:
         argument = argument.strip(" ")
         if not argument:
-            return _usage(f"{verb} {'domain' if event is Etrn else 'address'}")
+            return usage(f"{verb} {'domain' if event is Etrn else 'address'}")
         return event(argument)
 
     def _vrfy(self, verb: str, argument: str) -> Event:
