@@ -6,20 +6,24 @@ next single write transaction, and each producer gets its queue id only after th
 transaction is durable (LMDB's commit fsyncs before it returns). One fsync thus serves many
 messages, and no acknowledged message can be lost by a crash.
 
-The transaction runs in one dedicated thread, so the event loop keeps serving sessions while
-LMDB writes and fsyncs (py-lmdb releases the GIL there), and every write transaction of this
-process begins and ends in that same thread, as LMDB requires. Several processes may commit to
-one environment at once; LMDB serialises their writers.
+The transactions run in one dedicated commit thread, so the event loop keeps serving sessions
+while LMDB writes and fsyncs (py-lmdb releases the GIL there), and every write transaction of
+this process begins and ends in that same thread, as LMDB requires. The thread takes whatever
+is pending when it is free and hands a whole batch's outcomes back to the loop with one
+call_soon_threadsafe: one loop wake-up per commit, not one executor future per message.
+Several processes may commit to one environment at once; LMDB serialises their writers.
 
-Limits: max_batch messages per transaction, max_waiting messages waiting for one; past
-max_waiting, submit fails at once with QueueFullError rather than queueing without bound.
+Limits: max_batch messages per transaction, max_waiting messages waiting for their commit
+(queued or in the commit in flight); past max_waiting, submit fails at once with
+QueueFullError rather than queueing without bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from mta.queue.errors import QueueError, QueueFullError
 from mta.queue.message import Message
@@ -30,6 +34,8 @@ DEFAULT_MAX_WAITING = 10_000
 
 CommitOutcome = str | QueueError
 """A queue id, or the error that kept that message out of the queue."""
+
+Submission = tuple[PreparedMessage, "asyncio.Future[str]"]
 
 
 class Committer:
@@ -47,9 +53,13 @@ class Committer:
         self._queue = queue
         self._max_batch = max_batch
         self._max_waiting = max_waiting
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mta-commit")
-        self._waiting: list[tuple[PreparedMessage, asyncio.Future[str]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._pending: deque[Submission] = deque()
+        self._work = threading.Condition()
+        """Guards _pending and _closed between the loop and the commit thread."""
+        self._unresolved = 0
+        """Submissions whose future is not yet resolved (touched by the loop thread only)."""
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.commits = 0
         """Transactions committed so far (for tests, statistics and the benchmark)."""
@@ -64,44 +74,64 @@ class Committer:
         """
         if self._closed:
             raise QueueError("the committer is closed")
-        if len(self._waiting) >= self._max_waiting:
+        if self._unresolved >= self._max_waiting:
             raise QueueFullError(f"{self._max_waiting} messages already waiting for a commit")
         prepared = self._queue.prepare(message)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[str] = loop.create_future()
-        self._waiting.append((prepared, future))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
+        if self._thread is None:
+            self._start()
+        assert self._loop is not None
+        future: asyncio.Future[str] = self._loop.create_future()
+        self._unresolved += 1
+        with self._work:
+            self._pending.append((prepared, future))
+            self._work.notify()
         return await future
 
     async def close(self) -> None:
         """Finish the commits already asked for, then stop the commit thread."""
-        self._closed = True
-        if self._flusher is not None:
-            await self._flusher
-        self._executor.shutdown(wait=True)
+        with self._work:
+            self._closed = True
+            self._work.notify()
+        thread = self._thread
+        if thread is not None:
+            # Joined outside the loop, which must keep running to take the last outcomes
+            # (they are scheduled before the join's own completion, so they come first).
+            await asyncio.to_thread(thread.join)
 
-    async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._waiting:
-                batch = self._waiting[: self._max_batch]
-                del self._waiting[: self._max_batch]
-                messages = [prepared for prepared, _ in batch]
-                try:
-                    outcomes = await loop.run_in_executor(self._executor, self._commit, messages)
-                except Exception as error:  # a bug or an LMDB failure: fail this batch only
-                    failure = error if isinstance(error, QueueError) else QueueError(str(error))
-                    outcomes = [failure] * len(batch)
-                for (_, future), outcome in zip(batch, outcomes, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(outcome, QueueError):
-                        future.set_exception(outcome)
-                    else:
-                        future.set_result(outcome)
-        finally:
-            self._flusher = None
+    def _start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name="mta-commit", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        """The commit thread: commit what is pending, batch after batch, until closed."""
+        loop = self._loop
+        assert loop is not None
+        while True:
+            with self._work:
+                while not self._pending and not self._closed:
+                    self._work.wait()
+                if not self._pending:
+                    return  # closed, and everything asked for is committed
+                count = min(len(self._pending), self._max_batch)
+                batch = [self._pending.popleft() for _ in range(count)]
+            try:
+                outcomes = self._commit([prepared for prepared, _ in batch])
+            except Exception as error:  # a bug or an LMDB failure: fail this batch only
+                failure = error if isinstance(error, QueueError) else QueueError(str(error))
+                outcomes = [failure] * len(batch)
+            loop.call_soon_threadsafe(self._resolve, batch, outcomes)
+
+    def _resolve(self, batch: list[Submission], outcomes: list[CommitOutcome]) -> None:
+        """In the loop: hand each producer of one batch its queue id or error."""
+        self._unresolved -= len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if future.done():  # the producer was cancelled
+                continue
+            if isinstance(outcome, QueueError):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
 
     def _commit(self, batch: Sequence[PreparedMessage]) -> list[CommitOutcome]:
         """In the commit thread: one transaction for the batch, or one each if it is too big.

@@ -134,6 +134,13 @@ class RelayPolicy:
         """None to accept RCPT TO:<recipient> from this client, else the rejection."""
         if self.is_trusted_client(client_address):
             return None
+        return self.check_untrusted_recipient(recipient)
+
+    def check_untrusted_recipient(self, recipient: str) -> Rejection | None:
+        """reject_unauth_destination: check_recipient for a client outside mynetworks.
+
+        smtpd decides is_trusted_client once per session and then asks only this per RCPT.
+        """
         local_part, at, domain = recipient.rpartition("@")
         if not at:
             local_part, domain = recipient, self.myorigin

@@ -18,6 +18,7 @@ Trust: the HELO name and recipient come from the client but were checked by the 
 from __future__ import annotations
 
 import ipaddress
+import time
 from datetime import datetime
 from email.utils import format_datetime
 
@@ -44,21 +45,35 @@ def address_literal(address: str) -> str:
     return f"IPv6:{address}" if version == 6 else address
 
 
+_date_cache: tuple[int, str] = (-1, "")
+"""(second, its date as the header shows it): the date changes once a second, not per message."""
+
+
+def current_header_date() -> str:
+    """Now in local time as RFC 5322 formats it, formatted at most once a second."""
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, format_datetime(datetime.fromtimestamp(second).astimezone()))
+    return _date_cache[1]
+
+
 def received_header(
     *,
     helo: str | None,
     client_name: str,
-    client_address: str,
+    client_literal: str,
     myhostname: str,
     mail_name: str,
     protocol: str,
     recipients: list[str],
-    when: datetime,
+    date: str,
 ) -> bytes:
+    """The header; client_literal is address_literal(client's address), date RFC 5322's."""
     recipient = f"\r\n\tfor <{recipients[0]}>" if len(recipients) == 1 else ""
     text = (
-        f"Received: from {helo or client_name} ({client_name} [{address_literal(client_address)}])"
+        f"Received: from {helo or client_name} ({client_name} [{client_literal}])"
         f"\r\n\tby {myhostname} ({mail_name}) with {protocol} id "
     )
-    rest = f"{recipient}; {format_datetime(when)}\r\n"
+    rest = f"{recipient}; {date}\r\n"
     return text.encode("utf-8") + QUEUE_ID_PLACEHOLDER + rest.encode("utf-8")

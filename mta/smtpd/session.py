@@ -34,7 +34,6 @@ import asyncio
 import logging
 import traceback
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from hotpath.events import (
@@ -64,7 +63,12 @@ from hotpath.events import (
 from hotpath.parser import ServerEngine
 from mta.queue import BodyType, DsnRet, Message, Notify, QueueError, Recipient
 from mta.smtpd.policy import client_ip
-from mta.smtpd.received import protocol_name, received_header
+from mta.smtpd.received import (
+    address_literal,
+    current_header_date,
+    protocol_name,
+    received_header,
+)
 from mta.smtpd.stats import CommandStats
 from mta.util import maillog
 
@@ -109,6 +113,8 @@ class SmtpSession(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self.client_address = ""
         self.client = "unknown[]"
+        self._client_literal = ""
+        self._trusted_client = False
         self._stats = CommandStats()
         self._where = "CONNECT"
         self._errors = 0
@@ -143,6 +149,9 @@ class SmtpSession(asyncio.Protocol):
         ip = client_ip(address)
         self.client_address = str(ip) if ip is not None else address
         self.client = f"unknown[{self.client_address}]"
+        # Decided once: the address cannot change during the session.
+        self._client_literal = address_literal(self.client_address)
+        self._trusted_client = self._service.policy.is_trusted_client(self.client_address)
         maillog.line(f"connect from {self.client}", "mta.smtpd")
         service = self._service
         if not service.admit(self):
@@ -354,7 +363,11 @@ class SmtpSession(asyncio.Protocol):
     def _rcpt_to(self, event: Rcpt) -> None:
         self._where = "RCPT"
         address = event.forward_path
-        rejection = self._service.policy.check_recipient(self.client_address, address)
+        rejection = (
+            None
+            if self._trusted_client
+            else self._service.policy.check_untrusted_recipient(address)
+        )
         if rejection is not None:
             self._reply(rejection.code, rejection.text, rejection.status)
             self._stats.record("rcpt", False)
@@ -504,12 +517,12 @@ class SmtpSession(asyncio.Protocol):
         header = received_header(
             helo=self._helo,
             client_name="unknown",
-            client_address=self.client_address,
+            client_literal=self._client_literal,
             myhostname=self._settings.myhostname,
             mail_name=self._settings.mail_name,
             protocol=protocol,
             recipients=[recipient.address for recipient in self._recipients],
-            when=datetime.now().astimezone(),
+            date=current_header_date(),
         )
         extras = {
             "client_name": "unknown",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import tempfile
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
 
 from mta.config.maincf import BUILTIN_DEFAULTS, ConfigError, Settings
-from mta.smtpd.received import protocol_name, received_header
+from mta.smtpd.received import address_literal, protocol_name, received_header
 from mta.smtpd.settings import SmtpdSettings
 from mta.smtpd.stats import CommandStats
 from mta.util.trigger import FLUSH_DEFERRED, SCAN_INCOMING, TriggerReceiver, TriggerSender
@@ -84,12 +85,12 @@ def test_received_header_for_ipv6_client_and_one_recipient() -> None:
     header = received_header(
         helo="client.example",
         client_name="unknown",
-        client_address="2001:db8::1",
+        client_literal=address_literal("2001:db8::1"),
         myhostname="mx.example.com",
         mail_name="mta",
         protocol="ESMTP",
         recipients=["user@example.com"],
-        when=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+        date=format_datetime(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)),
     )
     assert header == (
         b"Received: from client.example (unknown [IPv6:2001:db8::1])\r\n"
