@@ -4,6 +4,10 @@ The service makes the sessions (it is the protocol factory given to the event lo
 keeps them within `smtpd_worker_session_limit`, wakes qmgr at most once per loop iteration
 however many messages a group commit released, and on stop lets sessions finish their
 transaction for up to `smtpd_shutdown_timeout` before cutting the rest.
+
+Retirement (the master's max_use): after `max_use` connections `used_up` is set, so the
+worker stops accepting, and `drained` once the sessions it has ended; connections still in the
+listening socket's backlog wait there for the worker the master starts next.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class SmtpdService:
         policy: RelayPolicy,
         committer: Committer,
         trigger: TriggerSender | None = None,
+        *,
+        max_use: int = 0,
     ) -> None:
         self.settings = settings
         self.policy = policy
@@ -53,9 +59,24 @@ class SmtpdService:
         self.sessions: set[SmtpSession] = set()
         self._trigger = trigger
         self._wake_pending = False
+        self._loop = asyncio.get_running_loop()
+        self._max_use = max_use
+        self._connections = 0
+        self._idle_since = self._loop.time()
+        self.used_up = asyncio.Event()
+        """max_use connections taken: accept no more."""
+        self.drained = asyncio.Event()
+        """used_up, and every session has ended."""
 
     def protocol_factory(self) -> SmtpSession:
+        self._connections += 1
+        if self._connections == self._max_use:
+            self.used_up.set()
         return SmtpSession(self)
+
+    def idle_for(self) -> float:
+        """Seconds since the last session ended; 0 while any is open."""
+        return 0.0 if self.sessions else self._loop.time() - self._idle_since
 
     def admit(self, session: SmtpSession) -> bool:
         """Register a new session; False when the worker already holds its limit."""
@@ -66,12 +87,16 @@ class SmtpdService:
 
     def forget(self, session: SmtpSession) -> None:
         self.sessions.discard(session)
+        if not self.sessions:
+            self._idle_since = self._loop.time()
+            if self.used_up.is_set():
+                self.drained.set()
 
     def message_queued(self) -> None:
         """A message is durable: wake qmgr once, after this loop iteration's commits."""
         if self._trigger is not None and not self._wake_pending:
             self._wake_pending = True
-            asyncio.get_running_loop().call_soon(self._wake_qmgr)
+            self._loop.call_soon(self._wake_qmgr)
 
     def _wake_qmgr(self) -> None:
         self._wake_pending = False

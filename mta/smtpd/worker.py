@@ -11,6 +11,11 @@ On SIGTERM or SIGINT it stops accepting, lets sessions finish their transaction 
 `smtpd_shutdown_timeout`, drops the rest, finishes the commits in flight and closes the queue:
 nothing acknowledged is lost, nothing half-received is acknowledged.
 
+Retirement, as the master asks with --max-use and --max-idle (main.cf max_use, max_idle): after
+`max_use` connections the worker stops accepting and stops as above once its sessions have
+ended; after `max_idle` seconds without a session it stops. Either way it exits 0, and the
+master starts a new worker at once.
+
 Parameters: those of mta.smtpd.settings and mta.smtpd.policy, and the queue's (queue_directory,
 queue_sync, queue_map_size, queue_max_size, message_size_limit).
 """
@@ -25,7 +30,7 @@ import os
 import signal
 import socket
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from mta.config.maincf import Settings
 from mta.queue import Committer, MailQueue, QueueSettings
@@ -82,13 +87,25 @@ def queue_settings(settings: Settings) -> QueueSettings:
     return replace(base, limits=limits)
 
 
+@dataclass(frozen=True)
+class Retirement:
+    """When a worker retires by itself (0: never)."""
+
+    max_use: int = 0
+    """Connections served before it stops accepting and ends."""
+    max_idle: float = 0.0
+    """Seconds without a session after which it ends."""
+
+
 async def serve(
     settings: Settings,
     sockets: Sequence[socket.socket],
     queue: MailQueue,
     stop: asyncio.Event | None = None,
+    retirement: Retirement = Retirement(),
 ) -> None:
-    """Serve SMTP on `sockets` into `queue` until `stop` is set (None: SIGTERM or SIGINT)."""
+    """Serve SMTP on `sockets` into `queue` until `stop` is set (None: SIGTERM or SIGINT) or
+    the worker retires."""
     smtpd_settings = SmtpdSettings.from_settings(settings)
     policy = RelayPolicy.from_settings(settings)
     loop = asyncio.get_running_loop()
@@ -98,22 +115,47 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
     committer = Committer(queue)
     trigger = TriggerSender(trigger_path(settings.queue_directory))
-    service = SmtpdService(smtpd_settings, policy, committer, trigger)
+    service = SmtpdService(smtpd_settings, policy, committer, trigger, max_use=retirement.max_use)
     servers: list[asyncio.Server] = []
+    watchers: list[asyncio.Task[None]] = []
     try:
         for sock in sockets:
             servers.append(await loop.create_server(service.protocol_factory, sock=sock))
             log.info("listening on %s", _format_address(sock.getsockname()))
+        if retirement.max_use:
+            watchers.append(loop.create_task(_retire_when_used_up(service, servers, stop)))
+        if retirement.max_idle:
+            watchers.append(loop.create_task(_retire_when_idle(service, retirement.max_idle, stop)))
         await stop.wait()
         log.info("stopping: %d sessions open", len(service.sessions))
         for server in servers:
             server.close()
         await service.stop()
     finally:
+        for watcher in watchers:
+            watcher.cancel()
         for server in servers:
             server.close()
         await committer.close()
         trigger.close()
+
+
+async def _retire_when_used_up(
+    service: SmtpdService, servers: Sequence[asyncio.Server], stop: asyncio.Event
+) -> None:
+    await service.used_up.wait()
+    for server in servers:
+        server.close()
+    log.info("max_use reached: accepting no more connections")
+    await service.drained.wait()
+    stop.set()
+
+
+async def _retire_when_idle(service: SmtpdService, max_idle: float, stop: asyncio.Event) -> None:
+    while (idle_for := service.idle_for()) < max_idle:
+        await asyncio.sleep(max_idle - idle_for)
+    log.info("max_idle reached: %.0fs without a session", max_idle)
+    stop.set()
 
 
 def _format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
@@ -121,15 +163,19 @@ def _format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def run_worker(settings: Settings, sockets: Sequence[socket.socket]) -> None:
-    """One worker process's life: its queue and event loop, until SIGTERM or SIGINT."""
+def run_worker(
+    settings: Settings, sockets: Sequence[socket.socket], retirement: Retirement = Retirement()
+) -> None:
+    """One worker process's life: its queue and event loop, until SIGTERM, SIGINT or
+    retirement."""
     with MailQueue(queue_settings(settings)) as queue:
+        work = serve(settings, sockets, queue, retirement=retirement)
         try:
             import uvloop
         except ImportError:
-            asyncio.run(serve(settings, sockets, queue))
+            asyncio.run(work)
         else:
-            uvloop.run(serve(settings, sockets, queue))
+            uvloop.run(work)
 
 
 def run(
@@ -137,6 +183,7 @@ def run(
     addresses: Sequence[tuple[str, int]],
     workers: int,
     inherited: Sequence[socket.socket] = (),
+    retirement: Retirement = Retirement(),
 ) -> int:
     """Serve on `addresses` (bound once per worker) and on `inherited` listening sockets.
 
@@ -147,7 +194,7 @@ def run(
     bound = [listening_sockets(address, workers) for address in addresses]
     per_worker = [[*(socks[index] for socks in bound), *inherited] for index in range(workers)]
     if workers == 1:
-        run_worker(settings, per_worker[0])
+        run_worker(settings, per_worker[0], retirement)
         return 0
     children: list[multiprocessing.process.BaseProcess] = []
 
@@ -164,7 +211,9 @@ def run(
         others = [socks[i] for socks in bound for i in range(workers) if i != index]
         children.append(
             context.Process(
-                target=_worker_child, args=(settings, own, others), name=f"smtpd-{index}"
+                target=_worker_child,
+                args=(settings, own, others, retirement),
+                name=f"smtpd-{index}",
             )
         )
         children[-1].start()
@@ -177,8 +226,11 @@ def run(
 
 
 def _worker_child(
-    settings: Settings, own: Sequence[socket.socket], others: Sequence[socket.socket]
+    settings: Settings,
+    own: Sequence[socket.socket],
+    others: Sequence[socket.socket],
+    retirement: Retirement,
 ) -> None:
     for sock in others:
         sock.close()  # another worker's socket: holding it open would strand its connections
-    run_worker(settings, own)
+    run_worker(settings, own, retirement)

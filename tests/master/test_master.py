@@ -65,6 +65,29 @@ def test_killed_worker_is_restarted_and_mail_keeps_flowing(make_instance: MakeIn
     assert "killed by signal 9" in instance.log.read_text()
 
 
+def test_worker_retires_after_max_use_connections_and_loses_no_mail(
+    make_instance: MakeInstance,
+) -> None:
+    instance = make_instance(main_cf="max_use = 3\n")
+    instance.start_foreground()
+    first = set(instance.pids())
+    instance.send(8)  # one connection each: every worker retires at least once
+    assert queued(instance) == 8
+    wait_for(lambda: set(instance.pids()) - first, "a new smtpd worker")
+    assert "max_use reached" in instance.log.read_text()
+    assert "exit status" not in instance.log.read_text()  # retired with status 0
+
+
+def test_idle_worker_retires_after_max_idle(make_instance: MakeInstance) -> None:
+    instance = make_instance(main_cf="max_idle = 1s\n")
+    instance.start_foreground()
+    first = set(instance.pids())
+    wait_for(lambda: set(instance.pids()) - first, "a new smtpd worker")
+    assert "max_idle reached" in instance.log.read_text()
+    instance.send(2)
+    assert queued(instance) == 2
+
+
 def test_reload_brings_the_new_banner_and_loses_no_mail(make_instance: MakeInstance) -> None:
     instance = make_instance(main_cf="smtpd_banner = first banner\n")
     instance.start_foreground()
