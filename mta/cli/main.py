@@ -55,9 +55,11 @@ def cli(ctx: click.Context, config_dir: Path) -> None:
 
 
 from mta.cli.lifecycle import LIFECYCLE_COMMANDS  # noqa: E402
+from mta.cli.map_cmd import map_group  # noqa: E402
 from mta.cli.queue_cmd import queue_group  # noqa: E402
 
 cli.add_command(queue_group)
+cli.add_command(map_group)
 for command in LIFECYCLE_COMMANDS:
     cli.add_command(command)
 
