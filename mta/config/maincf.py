@@ -9,77 +9,73 @@ loopback under ./mta-data with no root. Errors name the file and line.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mta.config.errors import ConfigError
+from mta.config.table import TABLE
+
+__all__ = [
+    "BUILTIN_DEFAULTS",
+    "ConfigError",
+    "MainCfSetting",
+    "Settings",
+    "expand",
+    "load_settings",
+    "main_cf_settings",
+    "parse_main_cf",
+    "parse_main_cf_lines",
+    "read_main_cf",
+    "referenced_names",
+    "settings_from_text",
+]
 
 MAX_EXPANSION_DEPTH = 20
 MAX_MAIN_CF_BYTES = 4 * 1024 * 1024
 
 
-def _host_name() -> str:
-    """This host's name without a DNS lookup; Postfix appends .localdomain to a bare name."""
-    name = socket.gethostname().lower().rstrip(".")
-    return name if "." in name else f"{name}.localdomain"
-
-
-BUILTIN_DEFAULTS: Mapping[str, str] = {
-    "base_directory": "mta-data",
-    "queue_directory": "$base_directory/queue",
-    "queue_sync": "full",
-    "queue_map_size": "67108864",
-    "queue_max_size": "17179869184",
-    "data_directory": "$base_directory/data",
-    "myhostname": _host_name(),
-    "mydomain": _host_name().partition(".")[2],
-    "myorigin": "$myhostname",
-    "mail_name": "mta",
-    "inet_interfaces": "127.0.0.1",
-    "mynetworks": "127.0.0.0/8 [::1]/128",
-    "mydestination": "$myhostname, localhost.$mydomain, localhost",
-    "relay_domains": "",
-    "message_size_limit": "10240000",
-    "smtpd_banner": "$myhostname ESMTP $mail_name",
-    "smtpd_recipient_limit": "1000",
-    "smtpd_hard_error_limit": "20",
-    "smtpd_timeout": "300s",
-    "smtpd_forbid_bare_newline": "yes",
-    "disable_vrfy_command": "no",
-    "smtpd_worker_session_limit": "10000",
-    "smtpd_shutdown_timeout": "10s",
-    "queue_run_delay": "300s",
-    "qmgr_message_active_limit": "20000",
-    "qmgr_intake_batch_limit": "500",
-    "minimal_backoff_time": "300s",
-    "maximal_backoff_time": "4000s",
-    "maximal_queue_lifetime": "5d",
-    "bounce_queue_lifetime": "5d",
-    "transport_retry_time": "60s",
-    "delivery_agent_crash_retry_time": "10s",
-    "default_destination_concurrency_limit": "20",
-    "initial_destination_concurrency": "5",
-    "default_destination_recipient_limit": "50",
-    "default_destination_concurrency_failed_cohort_limit": "1",
-    "local_transport": "local:$myhostname",
-    "relay_transport": "relay",
-    "default_transport": "smtp",
-    # master (mta.master): see its docstring
-    "mail_owner": "mta",
-    "default_process_limit": "100",
-    "master_stop_timeout": "30s",
-    "max_use": "0",
-    "max_idle": "0",
-    "syslog_name": "mta",
-    "maillog_file": "",
-}
+# Every parameter in the table, at its default; derived so that the table stays the one source.
+BUILTIN_DEFAULTS: Mapping[str, str] = {parameter.name: parameter.default for parameter in TABLE}
 
 _NAME = re.compile(r"[A-Za-z0-9_]+\Z")
 _REFERENCE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|\(([A-Za-z0-9_]+)\)|([A-Za-z0-9_]+))")
 
 
-class ConfigError(Exception):
-    """A configuration file or value is wrong; str() is one line naming file and line."""
+@dataclass(frozen=True, slots=True)
+class MainCfSetting:
+    """One `name = value` logical line of main.cf and the physical lines (1-based) it spans.
+
+    Comment and blank lines inside a continued setting are not part of it, as Postfix reads them.
+    """
+
+    name: str
+    value: str
+    lines: tuple[int, ...]
+
+
+def main_cf_settings(text: str, origin: str) -> list[MainCfSetting]:
+    """Every setting of main.cf text in file order, repeats included; origin names it in errors."""
+    logical: list[tuple[list[int], str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line[0] in " \t":
+            if not logical:
+                raise ConfigError(f"{origin}, line {number}: continuation line without a parameter")
+            numbers, joined = logical[-1]
+            numbers.append(number)
+            logical[-1] = (numbers, f"{joined} {line.strip()}")
+        else:
+            logical.append(([number], line.strip()))
+    settings = []
+    for numbers, line in logical:
+        name, equals, value = line.partition("=")
+        name = name.strip()
+        if not equals or not _NAME.match(name):
+            raise ConfigError(f"{origin}, line {numbers[0]}: expected 'name = value', got {line!r}")
+        settings.append(MainCfSetting(name, value.strip(), tuple(numbers)))
+    return settings
 
 
 def parse_main_cf(text: str, origin: str) -> dict[str, str]:
@@ -90,24 +86,9 @@ def parse_main_cf(text: str, origin: str) -> dict[str, str]:
 def parse_main_cf_lines(text: str, origin: str) -> dict[str, tuple[str, int]]:
     """Like parse_main_cf, with the line where each parameter's (last) setting starts."""
     parameters: dict[str, tuple[str, int]] = {}
-    logical: list[tuple[int, str]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0] in " \t":
-            if not logical:
-                raise ConfigError(f"{origin}, line {number}: continuation line without a parameter")
-            first, joined = logical[-1]
-            logical[-1] = (first, f"{joined} {line.strip()}")
-        else:
-            logical.append((number, line.strip()))
-    for number, line in logical:
-        name, equals, value = line.partition("=")
-        name = name.strip()
-        if not equals or not _NAME.match(name):
-            raise ConfigError(f"{origin}, line {number}: expected 'name = value', got {line!r}")
-        parameters.pop(name, None)  # the later setting wins and takes its place in file order
-        parameters[name] = (value.strip(), number)
+    for setting in main_cf_settings(text, origin):
+        parameters.pop(setting.name, None)  # the later setting wins and takes its place
+        parameters[setting.name] = (setting.value, setting.lines[0])
     return parameters
 
 
@@ -166,24 +147,36 @@ class Settings:
         return self.path("data_directory")
 
 
-def load_settings(config_dir: Path) -> Settings:
-    """Load config_dir/main.cf over the built-in defaults; no file means defaults only."""
-    main_cf = config_dir / "main.cf"
-    parameters = dict(BUILTIN_DEFAULTS)
+def read_main_cf(main_cf: Path) -> str | None:
+    """The text of a main.cf file, or None when there is none; bounded and checked as UTF-8."""
     try:
         with main_cf.open("rb") as handle:
             raw = handle.read(MAX_MAIN_CF_BYTES + 1)
     except FileNotFoundError:
-        return Settings(parameters)
+        return None
     except OSError as error:
         raise ConfigError(f"{main_cf}: cannot read: {error.strerror}") from error
     if len(raw) > MAX_MAIN_CF_BYTES:
         raise ConfigError(f"{main_cf}: larger than {MAX_MAIN_CF_BYTES} bytes")
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ConfigError(f"{main_cf}: not UTF-8 at byte {error.start}") from error
-    lines = parse_main_cf_lines(text, str(main_cf))
+
+
+def settings_from_text(text: str, origin: str) -> Settings:
+    """The built-in defaults overridden by main.cf text; origin names the file."""
+    lines = parse_main_cf_lines(text, origin)
+    parameters = dict(BUILTIN_DEFAULTS)
     parameters.update((name, value) for name, (value, _line) in lines.items())
-    origins = {name: f"{main_cf}, line {line}" for name, (_value, line) in lines.items()}
+    origins = {name: f"{origin}, line {line}" for name, (_value, line) in lines.items()}
     return Settings(parameters, origins)
+
+
+def load_settings(config_dir: Path) -> Settings:
+    """Load config_dir/main.cf over the built-in defaults; no file means defaults only."""
+    main_cf = config_dir / "main.cf"
+    text = read_main_cf(main_cf)
+    if text is None:
+        return Settings(dict(BUILTIN_DEFAULTS))
+    return settings_from_text(text, str(main_cf))

@@ -7,6 +7,8 @@ Times are a whole number with an optional one-letter unit (s, m, h, d, w); a bar
 the parameter's default unit, seconds unless said otherwise (Postfix reads a bare
 maximal_queue_lifetime in days). Numbers are plain decimal digits, sizes in bytes without units.
 Booleans are yes or no, in any case. Lists are separated by commas and/or white space.
+The check_* functions look at the shape of one value (a host name, a transport, networks, table
+references) and return nothing; mta.config.table says which parameter gets which check.
 
 The parse_* functions raise ConfigError("NAME = VALUE: bad time value"); the readers that take
 Settings put "FILE, line N: " in front when main.cf set the parameter, so a wrong setting stops
@@ -16,17 +18,26 @@ MAX_PARAMETER_NUMBER.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from mta.config.maincf import ConfigError, Settings
+from mta.config.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mta.config.maincf import Settings
 
 MAX_PARAMETER_NUMBER = 2**53  # beyond any sane limit, and still exact as a float
 _TIME = re.compile(r"(\d+)([smhdw]?)\Z")
 _TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _BOOLEANS = {"yes": True, "no": False}
 _LIST_SEPARATORS = re.compile(r"[\s,]+")
+_HOST_NAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\Z")
+_TRANSPORT = re.compile(r"[A-Za-z0-9_-]+(:.*)?\Z")
+_TABLE = re.compile(r"[a-z][a-z0-9_]*:\S+\Z")
+# A table reference in a list; inline:{ key=value, ... } holds separators inside its braces.
+_TABLE_ITEM = re.compile(r"[\s,]*([a-z][a-z0-9_]*:(?:\{[^{}]*\}|[^\s,{}]+))[\s,]*")
 T = TypeVar("T")
 
 
@@ -63,6 +74,93 @@ def parse_bool(value: str, name: str) -> bool:
 def parse_list(value: str) -> list[str]:
     """A Postfix list: items separated by commas and/or white space."""
     return [item for item in _LIST_SEPARATORS.split(value.strip()) if item]
+
+
+def check_host_name(value: str, name: str) -> None:
+    if not _HOST_NAME.match(value.strip()):
+        raise ConfigError(f"{name} = {value}: bad host name")
+
+
+def check_one_line(value: str, name: str) -> None:
+    if not value.strip() or any(char in value for char in "\r\n\0"):
+        raise ConfigError(f"{name} = {value}: expected one line of text")
+
+
+def check_text(value: str, name: str) -> None:
+    """Free text, possibly empty, that the service using it parses; only NUL is refused."""
+    if "\0" in value:
+        raise ConfigError(f"{name} = {value}: NUL character in value")
+
+
+def check_directory(value: str, name: str) -> None:
+    if not value.strip() or "\0" in value:
+        raise ConfigError(f"{name} = {value}: expected a directory name")
+
+
+def check_transport(value: str, name: str) -> None:
+    if not _TRANSPORT.match(value.strip()):
+        raise ConfigError(f"{name} = {value}: expected transport or transport:nexthop")
+
+
+def check_networks(value: str, name: str) -> None:
+    """mynetworks: network/mask patterns ([::1]/128 for IPv6), host names, files, tables."""
+    for item in parse_list(value):
+        pattern = item.removeprefix("!")
+        if pattern.startswith("/") or _TABLE.match(pattern):
+            continue
+        if pattern.startswith("[") or pattern[:1].isdigit():
+            address, _slash, mask = pattern.partition("/")
+            address = address.removeprefix("[").removesuffix("]")
+            try:
+                ipaddress.ip_network(f"{address}/{mask}" if mask else address, strict=False)
+            except ValueError:
+                raise ConfigError(f"{name} = {value}: bad network pattern {item!r}") from None
+        elif not _HOST_NAME.match(pattern):
+            raise ConfigError(f"{name} = {value}: bad network pattern {item!r}")
+
+
+def table_references(value: str, name: str) -> list[str]:
+    """The `type:name` lookup tables of a list such as virtual_alias_maps, in order."""
+    references = []
+    position = 0
+    while position < len(value):
+        match = _TABLE_ITEM.match(value, position)
+        if match is None:
+            if not value[position:].strip(" \t,"):
+                break
+            raise ConfigError(
+                f"{name} = {value}: expected type:name lookup tables, "
+                f"got {value[position:].split(maxsplit=1)[0]!r}"
+            )
+        references.append(match.group(1))
+        position = match.end()
+    return references
+
+
+def interface_addresses(value: str, name: str = "inet_interfaces") -> list[str]:
+    """The addresses that inet_interfaces names: `all`, `loopback-only` or IP addresses.
+
+    Host names are refused (Postfix resolves them at start-up; a DNS answer should not decide
+    where a mail server listens).
+    """
+    items = parse_list(value)
+    if items == ["all"]:
+        return ["0.0.0.0", "::"]
+    if items == ["loopback-only"]:
+        return ["127.0.0.1"]
+    addresses = []
+    for item in items:
+        address = item.removeprefix("[").removesuffix("]")
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ConfigError(
+                f"{name} = {value}: {item!r} is not an IP address, all or loopback-only"
+            ) from None
+        addresses.append(address)
+    if not addresses:
+        raise ConfigError(f"{name} = {value}: no addresses")
+    return addresses
 
 
 def located(settings: Settings, name: str, parse: Callable[[str, str], T]) -> T:

@@ -65,8 +65,8 @@ from typing import IO, Any
 
 from mta.config.maincf import ConfigError, Settings, load_settings
 from mta.config.mastercf import Service, load_services
-from mta.config.parameters import interface_addresses, validate
-from mta.config.values import duration, number
+from mta.config.parameters import validate
+from mta.config.values import duration, interface_addresses, number
 from mta.master.control import PID_NAME, STATUS_NAME, acquire_lock, write_atomically
 
 log = logging.getLogger("mta.master")

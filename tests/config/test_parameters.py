@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mta.config.maincf import ConfigError, load_settings
-from mta.config.parameters import interface_addresses, validate
-from mta.config.values import duration, parse_bool, parse_size, parse_time
+from mta.config.parameters import validate
+from mta.config.values import duration, interface_addresses, parse_bool, parse_size, parse_time
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ queue_run_delay = 300s
 def test_unknown_parameter_is_a_warning_naming_file_and_line(tmp_path: Path) -> None:
     write_main_cf(tmp_path, "myhostname = mx.example\nsmtpd_timout = 5s\n")
     assert validate(load_settings(tmp_path)) == [
-        f"{tmp_path}/main.cf, line 2: unknown parameter smtpd_timout"
+        f"{tmp_path}/main.cf, line 2: unknown parameter smtpd_timout (did you mean smtpd_timeout?)"
     ]
 
 
