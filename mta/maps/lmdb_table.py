@@ -10,9 +10,10 @@ most REOPEN_CHECK_SECONDS later, that the name has a new inode or mtime, and the
 Readers open the file read-only without a lock file: nothing ever writes to a file that has
 a reader, because a rebuild always makes a new file.
 
-The open environment is the cache (as Postfix keeps its tables open); each lookup is one
-read transaction. Bounds: the source size (MAX_TABLE_FILE_BYTES), its lines, keys, values
-and entries (mta.maps.table).
+The open environment is the cache (as Postfix keeps its tables open), shared by every table
+object of the process that reads the same file (LMDB allows one open per file and process);
+each lookup is one read transaction. Bounds: the source size (MAX_TABLE_FILE_BYTES), its
+lines, keys, values and entries (mta.maps.table).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SUFFIX = ".lmdb"
 REOPEN_CHECK_SECONDS = 1.0
 INITIAL_MAP_BYTES = 1024 * 1024
 MAX_MAP_BYTES = 64 * 1024 * 1024 * 1024
+OPEN_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -81,38 +83,75 @@ def _write_environment(path: Path, entries: dict[str, str], map_size: int) -> No
         environment.close()
 
 
+Identity = tuple[int, int, int, int]  # device, inode, mtime, size: which file a name holds
+
+
+class _SharedEnvironments:
+    """One open environment per file per process: LMDB refuses to open a file twice in one
+    process, and tables opened separately (or a reader and postmap -q) may name the same one."""
+
+    def __init__(self) -> None:
+        self._open: dict[Identity, tuple[lmdb.Environment, int]] = {}
+
+    def acquire(self, path: Path) -> tuple[lmdb.Environment, Identity]:
+        for _attempt in range(OPEN_ATTEMPTS):
+            identity = _identity(path)
+            if identity in self._open:
+                environment, users = self._open[identity]
+                self._open[identity] = (environment, users + 1)
+                return environment, identity
+            environment = lmdb.open(str(path), subdir=False, readonly=True, lock=False, max_dbs=0)
+            if _identity(path) == identity:
+                self._open[identity] = (environment, 1)
+                return environment, identity
+            environment.close()  # a rebuild replaced the file while it was opened: again
+        raise lmdb.Error(f"{path} keeps being replaced")
+
+    def release(self, identity: Identity) -> None:
+        environment, users = self._open[identity]
+        if users > 1:
+            self._open[identity] = (environment, users - 1)
+        else:
+            del self._open[identity]
+            environment.close()
+
+
+def _identity(path: Path) -> Identity:
+    status = os.stat(path)
+    return (status.st_dev, status.st_ino, status.st_mtime_ns, status.st_size)
+
+
+_environments = _SharedEnvironments()
+
+
 class LmdbTable(LookupTable):
     def __init__(self, spec: str, name: str, reopen_check_seconds: float = REOPEN_CHECK_SECONDS):
         super().__init__(spec)
         self.path = Path(name + SUFFIX)
         self.reopen_check_seconds = reopen_check_seconds
         self._environment: lmdb.Environment | None = None
-        self._identity: tuple[int, int, int] | None = None
+        self._identity: Identity | None = None
         self._next_check = 0.0
         self._open()
 
     def _open(self) -> None:
         try:
-            status = os.stat(self.path)
-            environment = lmdb.open(
-                str(self.path), subdir=False, readonly=True, lock=False, max_dbs=0
-            )
+            environment, identity = _environments.acquire(self.path)
         except OSError as error:
             raise self.unavailable(f"{self.path}: {error.strerror or error}") from error
         except lmdb.Error as error:
             raise self.unavailable(f"{self.path}: {first_line(error)}") from error
         self.close()
-        self._environment = environment
-        self._identity = (status.st_ino, status.st_mtime_ns, status.st_size)
+        self._environment, self._identity = environment, identity
         self._next_check = time.monotonic() + self.reopen_check_seconds
 
     def _reopen_if_rebuilt(self) -> None:
         self._next_check = time.monotonic() + self.reopen_check_seconds
         try:
-            status = os.stat(self.path)
+            identity = _identity(self.path)
         except OSError:
             return  # keep answering from the file we have until a new one appears
-        if (status.st_ino, status.st_mtime_ns, status.st_size) != self._identity:
+        if identity != self._identity:
             self._open()
 
     def lookup(self, key: str) -> str | None:
@@ -131,6 +170,6 @@ class LmdbTable(LookupTable):
         return None if value is None else bytes(value).decode("utf-8", "replace")
 
     def close(self) -> None:
-        if self._environment is not None:
-            self._environment.close()
-            self._environment = None
+        if self._identity is not None:
+            _environments.release(self._identity)
+            self._environment = self._identity = None

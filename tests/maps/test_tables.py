@@ -206,3 +206,13 @@ def test_result_cache_is_bounded_and_expires(monkeypatch: pytest.MonkeyPatch) ->
     assert cache.get("b") == (True, None)  # a not-found answer is cached too
     now[0] += 5
     assert cache.get("c") == (False, None)
+
+
+def test_two_tables_on_one_lmdb_file_share_its_environment(tmp_path: Path) -> None:
+    source = write(tmp_path / "virtual", "a 1\n")
+    build_lmdb(source)
+    first = open_table(f"lmdb:{source}", shared=False)
+    second = open_table(f"lmdb:{source}", shared=False)  # LMDB alone would refuse this
+    first.close()
+    assert second.lookup("a") == "1"
+    second.close()
