@@ -54,10 +54,12 @@ def cli(ctx: click.Context, config_dir: Path) -> None:
     ctx.obj = AppContext(config_dir=config_dir)
 
 
+from mta.cli.config_cmd import config_command  # noqa: E402
 from mta.cli.lifecycle import LIFECYCLE_COMMANDS  # noqa: E402
 from mta.cli.map_cmd import map_group  # noqa: E402
 from mta.cli.queue_cmd import queue_group  # noqa: E402
 
+cli.add_command(config_command)
 cli.add_command(queue_group)
 cli.add_command(map_group)
 for command in LIFECYCLE_COMMANDS:
