@@ -148,7 +148,10 @@ def show_parameters(
         shown = sorted(set(BUILTIN_DEFAULTS) | in_use)
 
     for name in shown:
-        value = parameter_value(settings, name, expand_values)
+        try:
+            value = parameter_value(settings, name, expand_values)
+        except ConfigError as error:  # a $name loop, already reported by validate()
+            fail(f"{settings.where(name)}{error}", sysexits.EX_CONFIG)
         if as_json:
             emit_json_line({"name": name, "value": value, "origin": settings.origins.get(name)})
         elif values_only:

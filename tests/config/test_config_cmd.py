@@ -123,6 +123,12 @@ def test_bad_value_is_an_error_naming_file_line_and_parameter(tmp_path: Path) ->
     assert "smtpd_timeout = 5x\n" in result.stdout  # the listing is still there to read
 
 
+def test_x_on_a_dollar_name_loop_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    result = run(configured(tmp_path, "a = $b\nb = $a\nmyorigin = $a\n"), "-x", "a")
+    assert result.exit_code == sysexits.EX_CONFIG
+    assert f"{tmp_path}/main.cf, line 1: parameter a: $name expansion nested" in result.stderr
+
+
 def test_json_lines_parse_back_with_origins(tmp_path: Path) -> None:
     result = run(configured(tmp_path), "--json")
     records = [json.loads(line) for line in result.stdout.splitlines()]
