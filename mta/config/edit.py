@@ -15,15 +15,13 @@ can still lose one edit, as with postconf; main.cf is the administrator's file.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from mta.config.errors import ConfigError
 from mta.config.maincf import main_cf_settings
+from mta.util.files import replace_file
 
 NEW_FILE_MODE = 0o644
 
@@ -70,25 +68,9 @@ def _setting_line(name: str, value: str, ending: str) -> str:
 
 
 def replace_main_cf(main_cf: Path, text: str) -> None:
-    """Atomically replace main_cf by text (temporary file, fsync, rename); OSError on failure."""
+    """Atomically and durably replace main_cf by text, keeping its permission bits."""
     try:
         mode = stat.S_IMODE(main_cf.stat().st_mode)
     except FileNotFoundError:
         mode = NEW_FILE_MODE
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{main_cf.name}.", dir=main_cf.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(text.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)
-        os.replace(temporary, main_cf)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    directory = os.open(main_cf.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a crash
-    finally:
-        os.close(directory)
+    replace_file(main_cf, text.encode("utf-8"), durable=True, mode=mode)

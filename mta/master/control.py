@@ -65,12 +65,6 @@ def running_master_pid(data_directory: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_bytes(data)
-    temporary.replace(path)
-
-
 def read_status(data_directory: Path) -> dict[str, Any] | None:
     """master.status as written by the running master, or None."""
     try:

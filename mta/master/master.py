@@ -67,7 +67,8 @@ from mta.config.maincf import ConfigError, Settings, load_settings
 from mta.config.mastercf import Service, load_services
 from mta.config.parameters import validate
 from mta.config.values import duration, interface_addresses, number
-from mta.master.control import PID_NAME, STATUS_NAME, acquire_lock, write_atomically
+from mta.master.control import PID_NAME, STATUS_NAME, acquire_lock
+from mta.util.files import replace_file
 
 log = logging.getLogger("mta.master")
 
@@ -623,7 +624,7 @@ class Master:
 
     def _write_status(self) -> None:
         path = self.config.data_directory / STATUS_NAME
-        write_atomically(path, json.dumps(self.status(), indent=1).encode() + b"\n")
+        replace_file(path, json.dumps(self.status(), indent=1).encode() + b"\n", mode=0o644)
 
 
 def _note_signal(_signum: int, _frame: object) -> None:
@@ -665,7 +666,7 @@ def start_master(config: Config, log_stream: IO[str] | None) -> Master:
     except OSError as error:
         raise MasterError(f"cannot prepare {error.filename}: {error.strerror}") from error
     acquire_lock(config.data_directory)  # held, close-on-exec, until this process exits
-    write_atomically(config.data_directory / PID_NAME, f"{os.getpid()}\n".encode())
+    replace_file(config.data_directory / PID_NAME, f"{os.getpid()}\n".encode(), mode=0o644)
     master = Master(config, log_stream, owner)
     master.open()
     return master
