@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mta.config.errors import ConfigError
 from mta.config.table import TABLE
+from mta.util.lines import StrayContinuationError, logical_lines
 
 __all__ = [
     "BUILTIN_DEFAULTS",
@@ -56,18 +57,12 @@ class MainCfSetting:
 
 def main_cf_settings(text: str, origin: str) -> list[MainCfSetting]:
     """Every setting of main.cf text in file order, repeats included; origin names it in errors."""
-    logical: list[tuple[list[int], str]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0] in " \t":
-            if not logical:
-                raise ConfigError(f"{origin}, line {number}: continuation line without a parameter")
-            numbers, joined = logical[-1]
-            numbers.append(number)
-            logical[-1] = (numbers, f"{joined} {line.strip()}")
-        else:
-            logical.append(([number], line.strip()))
+    try:
+        logical = list(logical_lines(text))
+    except StrayContinuationError as error:
+        raise ConfigError(
+            f"{origin}, line {error.number}: continuation line without a parameter"
+        ) from None
     settings = []
     for numbers, line in logical:
         name, equals, value = line.partition("=")

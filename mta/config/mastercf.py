@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mta.config.maincf import ConfigError
+from mta.util.lines import StrayContinuationError, logical_lines
 
 MAX_MASTER_CF_BYTES = 1024 * 1024
 MAX_SERVICES = 256
@@ -192,16 +193,12 @@ def _parse_entry(fields: list[str], where: str) -> Service:
 
 def parse_master_cf(text: str, origin: str) -> list[Service]:
     """The services of master.cf text, in file order; origin names the file in errors."""
-    entries: list[tuple[int, list[str]]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        if line[0] in " \t":
-            if not entries:
-                raise ConfigError(f"{origin}, line {number}: continuation line without a service")
-            entries[-1][1].extend(line.split())
-        else:
-            entries.append((number, line.split()))
+    try:
+        entries = [(numbers[0], line.split()) for numbers, line in logical_lines(text)]
+    except StrayContinuationError as error:
+        raise ConfigError(
+            f"{origin}, line {error.number}: continuation line without a service"
+        ) from None
     if len(entries) > MAX_SERVICES:
         raise ConfigError(f"{origin}: more than {MAX_SERVICES} services")
     services: list[Service] = []

@@ -22,6 +22,7 @@ from mta.maps.table import (
     TableUnavailable,
     fold_key,
 )
+from mta.util import lines
 
 
 def read_table_file(path: Path, spec: str, limit: int = MAX_TABLE_FILE_BYTES) -> str:
@@ -44,23 +45,17 @@ def read_table_file(path: Path, spec: str, limit: int = MAX_TABLE_FILE_BYTES) ->
 
 def logical_lines(text: str, origin: str) -> Iterator[tuple[int, str]]:
     """(first line number, text) of each logical line, continuation lines joined."""
-    number, logical = 0, ""
-    for index, line in enumerate(text.splitlines(), start=1):
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if line[0] in " \t":
-            if not logical:
-                raise TableFormatError(f"{origin}, line {index}: continuation line with no entry")
-            logical = f"{logical} {stripped}"
-        else:
-            if logical:
-                yield number, logical
-            number, logical = index, line.rstrip()
-        if len(logical) > MAX_LINE_BYTES:
-            raise TableFormatError(f"{origin}, line {number}: longer than {MAX_LINE_BYTES} bytes")
-    if logical:
-        yield number, logical
+    try:
+        for numbers, line in lines.logical_lines(text):
+            if len(line) > MAX_LINE_BYTES:
+                raise TableFormatError(
+                    f"{origin}, line {numbers[0]}: longer than {MAX_LINE_BYTES} bytes"
+                )
+            yield numbers[0], line
+    except lines.StrayContinuationError as error:
+        raise TableFormatError(
+            f"{origin}, line {error.number}: continuation line with no entry"
+        ) from None
 
 
 @dataclass
