@@ -12,7 +12,8 @@ transaction per cycle, records them, queues any bounce, deletes finished message
 the next intake; it logs `removed` after the commit. A final status is thus in the log
 before the queue forgets the recipient; a kill -9 at any point leaves mail queued (delivered
 again at worst), never lost.
-Queue transactions run in one worker thread so the loop keeps dispatching while LMDB syncs;
+Queue transactions run in one dedicated thread (mta.util.batchthread) so the loop keeps
+dispatching while LMDB syncs; a cycle's outcome comes back with one loop wake-up;
 the queue handle skips the meta-page fsync (QueueSettings.metasync), since a crash that
 undoes qmgr's last commit only means mail taken again or delivered again.
 
@@ -31,10 +32,8 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import cast
 
 from mta.bounce.dsn import build_bounce, wants_failure_notice
 from mta.proto.delivery import (
@@ -60,6 +59,7 @@ from mta.queue import (
     RecipientStatus,
 )
 from mta.util import maillog
+from mta.util.batchthread import BatchThread
 from mta.util.trigger import FLUSH_DEFERRED, TriggerReceiver, trigger_path
 
 log = logging.getLogger("mta.qmgr")
@@ -70,7 +70,6 @@ TIMER_GRANULARITY = 0.5
 SHUTDOWN_GRACE = 10.0
 """How long a stopping qmgr waits for requests in flight before leaving them to recovery."""
 COMMIT_RETRY_DELAY = 1.0
-T = TypeVar("T")
 
 
 @dataclass(slots=True, eq=False)
@@ -100,6 +99,17 @@ class CycleOutcome:
     taken: list[QueuedMessage]
     received: int
     """How many of taken came from incoming (new mail, not deferred)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CycleJob:
+    """What one cycle hands the queue thread."""
+
+    results: list[RecipientResult]
+    settled: list[ActiveMessage]
+    limit: int
+    deferred: bool
+    flush: bool
 
 
 @dataclass(slots=True)
@@ -272,29 +282,35 @@ class Qmgr:
         self._clients: dict[str, AgentClient] = {}
         self._results: list[RecipientResult] = []
         self._settled: list[ActiveMessage] = []
-        self._work = asyncio.Event()
+        self._thread = BatchThread[CycleJob, CycleOutcome | Exception](
+            "qmgr-queue", self._run_cycle, self._cycle_done, max_batch=1
+        )
+        self._cycling = False
+        """A cycle is in the queue thread; anything new waits for the next one."""
+        self._wake_scheduled = False
+        self._closed: asyncio.Future[None] | None = None
         self._want_incoming = True
         self._want_deferred = True
         self._want_flush = False
         self._stopping = False
         self._closing = False
         self._next_due = math.inf
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="qmgr-queue")
 
     # -- the process ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        await self._in_thread(self.queue.clear_stale_readers)
-        await self._in_thread(self.queue.recover_active)
+        # Before any other work: blocking the loop here costs nothing.
+        self.queue.clear_stale_readers()
+        self.queue.recover_active()
+        self._closed = loop.create_future()
         receiver = TriggerReceiver(trigger_path(self.settings.queue_directory))
         loop.add_reader(receiver.fileno(), self._on_trigger, receiver)
         tasks = [
-            asyncio.ensure_future(self._queue_worker()),
             asyncio.ensure_future(self._timer()),
             asyncio.ensure_future(self._stats_writer()),
         ]
-        self._work.set()
+        self._wake()
         try:
             await stop.wait()
             self._stopping = True
@@ -304,8 +320,8 @@ class Qmgr:
                     break
                 await asyncio.sleep(0.02)
             self._closing = True
-            self._work.set()
-            await tasks[0]
+            self._wake()
+            await self._closed
         finally:
             loop.remove_reader(receiver.fileno())
             receiver.close()
@@ -314,17 +330,14 @@ class Qmgr:
             for client in self._clients.values():
                 client.close()
             self._write_stats()
-            self._executor.shutdown(wait=True)
-
-    async def _in_thread(self, work: Callable[..., T], *args: object) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+            await self._thread.close()
 
     def _on_trigger(self, receiver: TriggerReceiver) -> None:
         requests = receiver.drain()
         self._want_incoming = True
         if FLUSH_DEFERRED in requests:
             self._want_flush = True
-        self._work.set()
+        self._wake()
 
     async def _timer(self) -> None:
         next_scan = time.time() + self.settings.queue_run_delay
@@ -335,33 +348,41 @@ class Qmgr:
                 next_scan = now + self.settings.queue_run_delay
                 self._want_incoming = self._want_deferred = True
                 self.scheduler.forget_idle(now)
-                self._work.set()
+                self._wake()
             if now >= self._next_due:
                 self._next_due = math.inf
                 self._want_deferred = True
-                self._work.set()
+                self._wake()
 
-    async def _queue_worker(self) -> None:
-        """Every queue transaction, one after another, in the worker thread.
+    def _wake(self) -> None:
+        """Ask for a cycle; every wake-up of one loop iteration is served by one cycle."""
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            asyncio.get_running_loop().call_soon(self._next_cycle)
 
-        Results and settled messages gathered while one transaction runs go into the next,
+    def _next_cycle(self) -> None:
+        """Start a queue cycle if one is needed and none is running.
+
+        Results and settled messages gathered while one cycle runs go into the next,
         together with the next intake: one commit (one fdatasync, see QueueSettings.metasync)
         per cycle however many deliveries finished and messages arrived meanwhile.
         """
-        while True:
-            await self._work.wait()
-            self._work.clear()
-            if self._closing:
-                if self._results or self._settled:
-                    await self._cycle(0)
-                return
-            room = self.settings.active_limit - len(self.active) + len(self._settled)
-            wanted = self._want_incoming or self._want_deferred or self._want_flush
-            limit = min(room, self.settings.intake_batch) if wanted and not self._stopping else 0
-            if self._results or self._settled or limit > 0:
-                await self._cycle(limit)
+        self._wake_scheduled = False
+        if self._cycling:
+            return  # _cycle_done looks again
+        if self._closing:
+            if self._results or self._settled:
+                self._start_cycle(0)
+            elif self._closed is not None and not self._closed.done():
+                self._closed.set_result(None)
+            return
+        room = self.settings.active_limit - len(self.active) + len(self._settled)
+        wanted = self._want_incoming or self._want_deferred or self._want_flush
+        limit = min(room, self.settings.intake_batch) if wanted and not self._stopping else 0
+        if self._results or self._settled or limit > 0:
+            self._start_cycle(limit)
 
-    async def _cycle(self, limit: int) -> None:
+    def _start_cycle(self, limit: int) -> None:
         """Record results, delete finished mail and take up to limit messages, in one commit."""
         results, self._results = self._results, []
         settled, self._settled = self._settled, []
@@ -369,20 +390,27 @@ class Qmgr:
         deferred = (self._want_deferred or flush) and limit > 0
         if limit > 0:
             self._want_incoming = self._want_deferred = self._want_flush = False
+        self._cycling = True
+        self._thread.put(CycleJob(results, settled, limit, deferred, flush))
+
+    def _run_cycle(self, jobs: list[CycleJob]) -> CycleOutcome | Exception:
+        """In the queue thread: one cycle's transaction (the batch is one job)."""
+        (job,) = jobs
         try:
-            cycle = await self._in_thread(
-                self.queue.transaction,
-                lambda txn: self._transact(txn, results, settled, limit, deferred, flush),
+            return self.queue.transaction(
+                lambda txn: self._transact(
+                    txn, job.results, job.settled, job.limit, job.deferred, job.flush
+                )
             )
-        except QueueError as error:
-            log.warning("warning: cannot update the queue: %s", error)
-            self._results[:0] = results
-            self._settled[:0] = settled
-            if limit > 0:
-                self._want_incoming = True
-                self._want_deferred = self._want_deferred or deferred
-                self._want_flush = self._want_flush or flush
-            asyncio.get_running_loop().call_later(COMMIT_RETRY_DELAY, self._work.set)
+        except Exception as error:  # QueueError, or a bug: keep the work for a retry
+            return error
+
+    def _cycle_done(self, jobs: list[CycleJob], cycle: CycleOutcome | Exception) -> None:
+        """In the loop: log and act on what one cycle committed, then look for the next."""
+        (job,) = jobs
+        self._cycling = False
+        if isinstance(cycle, Exception):
+            self._cycle_failed(job, cycle)
             return
         for queue_id, notice in cycle.notices:
             if notice:
@@ -391,11 +419,11 @@ class Qmgr:
                 log.info("%s: undeliverable notice to the null sender discarded", queue_id)
         for queue_id in cycle.deleted:
             maillog.line(f"{queue_id}: removed", "mta.qmgr")
-        for entry in settled:
+        for entry in job.settled:
             self.active.pop(entry.message.queue_id, None)
+        limit = job.limit
         if cycle.notices or (limit > 0 and len(cycle.taken) >= limit):
             self._want_incoming = True  # new notices, or more mail than one intake takes
-            self._work.set()
         if limit > 0:
             self.counters.received += cycle.received
             self.counters.changed = True
@@ -403,6 +431,25 @@ class Qmgr:
             for message in cycle.taken:
                 self._activate(message, now)
             self._dispatch()
+        self._next_cycle()
+
+    def _cycle_failed(self, job: CycleJob, error: Exception) -> None:
+        if isinstance(error, QueueError):
+            log.warning("warning: cannot update the queue: %s", error)
+        else:
+            log.error("error: queue cycle failed: %r", error)
+        if self._closing:
+            # Stopping: what is not recorded is delivered again after the restart.
+            if self._closed is not None and not self._closed.done():
+                self._closed.set_result(None)
+            return
+        self._results[:0] = job.results
+        self._settled[:0] = job.settled
+        if job.limit > 0:
+            self._want_incoming = True
+            self._want_deferred = self._want_deferred or job.deferred
+            self._want_flush = self._want_flush or job.flush
+        asyncio.get_running_loop().call_later(COMMIT_RETRY_DELAY, self._wake)
 
     def _transact(
         self,
@@ -653,7 +700,7 @@ class Qmgr:
 
     def _settle(self, entry: ActiveMessage) -> None:
         self._settled.append(entry)
-        self._work.set()
+        self._wake()
 
     # -- stats ---------------------------------------------------------------------------------
 

@@ -6,9 +6,10 @@ next single write transaction, and each producer gets its queue id only after th
 transaction is durable (LMDB's commit fsyncs before it returns). One fsync thus serves many
 messages, and no acknowledged message can be lost by a crash.
 
-The transactions run in one dedicated commit thread, so the event loop keeps serving sessions
-while LMDB writes and fsyncs (py-lmdb releases the GIL there), and every write transaction of
-this process begins and ends in that same thread, as LMDB requires. The thread takes whatever
+The transactions run in one dedicated commit thread (mta.util.batchthread), so the event loop
+keeps serving sessions while LMDB writes and fsyncs (py-lmdb releases the GIL there), and
+every write transaction of this process begins and ends in that same thread, as LMDB
+requires. The thread takes whatever
 is pending when it is free and hands a whole batch's outcomes back to the loop with one
 call_soon_threadsafe: one loop wake-up per commit, not one executor future per message.
 Several processes may commit to one environment at once; LMDB serialises their writers.
@@ -21,13 +22,12 @@ QueueFullError rather than queueing without bound.
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections import deque
 from collections.abc import Sequence
 
 from mta.queue.errors import QueueError, QueueFullError
 from mta.queue.message import Message
 from mta.queue.store import MailQueue, PreparedMessage
+from mta.util.batchthread import BatchThread
 
 DEFAULT_MAX_BATCH = 512
 DEFAULT_MAX_WAITING = 10_000
@@ -51,15 +51,12 @@ class Committer:
         if max_batch < 1 or max_waiting < 1:
             raise ValueError("max_batch and max_waiting must be at least 1")
         self._queue = queue
-        self._max_batch = max_batch
         self._max_waiting = max_waiting
-        self._pending: deque[Submission] = deque()
-        self._work = threading.Condition()
-        """Guards _pending and _closed between the loop and the commit thread."""
+        self._thread = BatchThread[Submission, list[CommitOutcome]](
+            "mta-commit", self._run_batch, self._resolve, max_batch=max_batch
+        )
         self._unresolved = 0
         """Submissions whose future is not yet resolved (touched by the loop thread only)."""
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.commits = 0
         """Transactions committed so far (for tests, statistics and the benchmark)."""
@@ -77,50 +74,23 @@ class Committer:
         if self._unresolved >= self._max_waiting:
             raise QueueFullError(f"{self._max_waiting} messages already waiting for a commit")
         prepared = self._queue.prepare(message)
-        if self._thread is None:
-            self._start()
-        assert self._loop is not None
-        future: asyncio.Future[str] = self._loop.create_future()
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._unresolved += 1
-        with self._work:
-            self._pending.append((prepared, future))
-            self._work.notify()
+        self._thread.put((prepared, future))
         return await future
 
     async def close(self) -> None:
         """Finish the commits already asked for, then stop the commit thread."""
-        with self._work:
-            self._closed = True
-            self._work.notify()
-        thread = self._thread
-        if thread is not None:
-            # Joined outside the loop, which must keep running to take the last outcomes
-            # (they are scheduled before the join's own completion, so they come first).
-            await asyncio.to_thread(thread.join)
+        self._closed = True
+        await self._thread.close()
 
-    def _start(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._run, name="mta-commit", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        """The commit thread: commit what is pending, batch after batch, until closed."""
-        loop = self._loop
-        assert loop is not None
-        while True:
-            with self._work:
-                while not self._pending and not self._closed:
-                    self._work.wait()
-                if not self._pending:
-                    return  # closed, and everything asked for is committed
-                count = min(len(self._pending), self._max_batch)
-                batch = [self._pending.popleft() for _ in range(count)]
-            try:
-                outcomes = self._commit([prepared for prepared, _ in batch])
-            except Exception as error:  # a bug or an LMDB failure: fail this batch only
-                failure = error if isinstance(error, QueueError) else QueueError(str(error))
-                outcomes = [failure] * len(batch)
-            loop.call_soon_threadsafe(self._resolve, batch, outcomes)
+    def _run_batch(self, batch: list[Submission]) -> list[CommitOutcome]:
+        """In the commit thread: commit one batch; a failure fails this batch only."""
+        try:
+            return self._commit([prepared for prepared, _ in batch])
+        except Exception as error:  # a bug or an LMDB failure
+            failure = error if isinstance(error, QueueError) else QueueError(str(error))
+            return [failure] * len(batch)
 
     def _resolve(self, batch: list[Submission], outcomes: list[CommitOutcome]) -> None:
         """In the loop: hand each producer of one batch its queue id or error."""
