@@ -47,6 +47,8 @@ class LogLine:
 def log_lines(instance: Instance, offset: int = 0) -> list[LogLine]:
     """Every line of the instance's log from byte offset on; all must be Postfix-format."""
     data = instance.log.read_bytes()[offset:]
+    # Read while services write: a last line without its newline is still being written.
+    data = data[: data.rfind(b"\n") + 1]
     lines = []
     for number, raw in enumerate(data.decode("utf-8", "replace").splitlines()):
         match = LOG_LINE.match(raw)
