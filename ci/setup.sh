@@ -28,8 +28,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     # Postfix only for its tools (smtp-source, smtp-sink) and the comparison: "No
     # configuration" writes no main.cf, so no system Postfix starts.
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    # The servers the tests need (PostgreSQL, Redis, memcached) are started by the tests
+    # themselves on loopback ports; keep the packages from starting system-wide daemons.
+    temporary_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        temporary_policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' > "$temporary_policy"
+        chmod +x "$temporary_policy"
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    [ -z "$temporary_policy" ] || rm -f "$temporary_policy"
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
