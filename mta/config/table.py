@@ -471,6 +471,20 @@ TABLE: tuple[Parameter, ...] = (
         "51200",
         "Bytes of each body part that body_checks looks at.",
     ),
+    Parameter(
+        "header_size_limit",
+        SIZE,
+        "102400",
+        "Bytes of one logical message header kept and inspected; the excess is discarded.",
+        minimum=1,
+    ),
+    Parameter(
+        "mime_nesting_limit",
+        INTEGER,
+        "100",
+        "Multipart and attached-message levels the MIME walker of content checks follows.",
+        minimum=1,
+    ),
     # -- smtpd ------------------------------------------------------------------------------
     Parameter(
         "smtpd_banner",
@@ -550,7 +564,21 @@ TABLE: tuple[Parameter, ...] = (
         "qmgr_intake_batch_limit",
         INTEGER,
         "500",
-        "Messages moved into the active queue per transaction (mta only).",
+        "Messages qmgr takes into the active queue per intake (mta only).",
+        minimum=1,
+    ),
+    Parameter(
+        "qmgr_commit_delay",
+        INTEGER,
+        "10",
+        "Milliseconds qmgr gathers queue changes (mail taken, results, removals) before"
+        " committing them in one transaction (mta only).",
+    ),
+    Parameter(
+        "qmgr_commit_batch_limit",
+        INTEGER,
+        "500",
+        "Queue changes after which qmgr commits before qmgr_commit_delay is up (mta only).",
         minimum=1,
     ),
     Parameter(

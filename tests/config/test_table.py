@@ -89,6 +89,8 @@ POSTFIX_DEFAULTS = {
     "nested_header_checks": "$header_checks",
     "body_checks": "",
     "body_checks_size_limit": "51200",
+    "header_size_limit": "102400",
+    "mime_nesting_limit": "100",
     "myorigin": "$myhostname",
     "mydestination": "$myhostname, localhost.$mydomain, localhost",
     "relay_domains": "",
