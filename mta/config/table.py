@@ -564,21 +564,7 @@ TABLE: tuple[Parameter, ...] = (
         "qmgr_intake_batch_limit",
         INTEGER,
         "500",
-        "Messages qmgr takes into the active queue per intake (mta only).",
-        minimum=1,
-    ),
-    Parameter(
-        "qmgr_commit_delay",
-        INTEGER,
-        "10",
-        "Milliseconds qmgr gathers queue changes (mail taken, results, removals) before"
-        " committing them in one transaction (mta only).",
-    ),
-    Parameter(
-        "qmgr_commit_batch_limit",
-        INTEGER,
-        "500",
-        "Queue changes after which qmgr commits before qmgr_commit_delay is up (mta only).",
+        "Messages moved into the active queue per transaction (mta only).",
         minimum=1,
     ),
     Parameter(
