@@ -1,7 +1,7 @@
 """cleanup: content inspection of incoming mail, Postfix's header_checks(5) and body_checks.
 
     specs = CheckSpecs.from_settings(settings)      # None: no checks, nothing to do
-    inspector = ContentInspector(specs.open())
+    inspector = open_inspector(specs)               # defers the message if a table fails
     for chunk in content: inspector.feed(chunk)
     inspection = inspector.finish()                 # reply, hold, redirect, edits, log events
 
@@ -11,7 +11,13 @@ imports mta.maps and mta.config only (an import-linter contract checks it).
 """
 
 from mta.cleanup.checks import CHECK_PARAMETERS, Action, CheckSpecs, ContentChecks
-from mta.cleanup.inspector import ActionEvent, ContentInspector, Inspection, log_context
+from mta.cleanup.inspector import (
+    ActionEvent,
+    ContentInspector,
+    Inspection,
+    log_context,
+    open_inspector,
+)
 
 __all__ = [
     "CHECK_PARAMETERS",
@@ -22,4 +28,5 @@ __all__ = [
     "ContentInspector",
     "Inspection",
     "log_context",
+    "open_inspector",
 ]

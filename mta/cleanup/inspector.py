@@ -53,7 +53,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from mta.cleanup.checks import Action, ContentChecks
+from mta.cleanup.checks import Action, CheckSpecs, ContentChecks
 from mta.maps import LookupTable, TableUnavailable
 
 DEFAULT_REJECT_TEXT = "Message content rejected"
@@ -102,6 +102,15 @@ def log_context(
     to = f" to=<{recipient}>" if recipient is not None else ""
     greeting = f" helo=<{helo}>" if helo is not None else ""
     return f" from {client}; from=<{sender}>{to} proto={protocol}{greeting}"
+
+
+def open_inspector(specs: CheckSpecs) -> ContentInspector:
+    """An inspector with the tables of specs; if one cannot be opened, one that defers the
+    message at its end (the message is still read: the reply comes after DATA)."""
+    try:
+        return ContentInspector(specs.open())
+    except TableUnavailable as error:
+        return ContentInspector(ContentChecks(), failure=str(error))
 
 
 Edit = tuple[int, int, bytes]
@@ -178,7 +187,8 @@ class _Header:
 class ContentInspector:
     """Feed it one message's content; finish() tells what header and body checks decided."""
 
-    def __init__(self, checks: ContentChecks) -> None:
+    def __init__(self, checks: ContentChecks, failure: str | None = None) -> None:
+        """failure: a table could not be opened; the inspector only reports it at the end."""
         self._checks = checks
         self._offset = 0
         """Content offset of the first byte not yet fed."""
@@ -192,13 +202,13 @@ class ContentInspector:
         self._frames: list[str | None] = []
         """Open MIME levels, outermost first: a multipart's boundary, None for message/rfc822."""
         self._part_offset = 0
-        self._inspecting = True
+        self._inspecting = failure is None
         self._rejected: str | None = None
         self._discarded = False
         self._hold = False
         self._redirect: str | None = None
         self._filter: str | None = None
-        self._failure: str | None = None
+        self._failure = failure
         self._edits: list[Edit] = []
         self._events: list[ActionEvent] = []
 

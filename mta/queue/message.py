@@ -134,6 +134,8 @@ class Message:
     envid: str = ""
     body_type: BodyType = BodyType.UNSPECIFIED
     smtputf8: bool = False
+    hold: bool = False
+    """Queue it on hold (header_checks HOLD), where qmgr leaves it until released."""
 
     @property
     def size(self) -> int:

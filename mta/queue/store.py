@@ -150,6 +150,7 @@ class PreparedMessage:
     trace_header: bytes
     content: bytes
     recipients: list[RecipientFields]
+    on_hold: bool = False
 
 
 def _id_key(queue_id: str) -> bytes:
@@ -266,10 +267,12 @@ class MailQueue:
             )
             for recipient in message.recipients
         ]
-        return PreparedMessage(envelope, message.trace_header, message.content, recipients)
+        return PreparedMessage(
+            envelope, message.trace_header, message.content, recipients, message.hold
+        )
 
     def enqueue(self, messages: Sequence[Message]) -> list[str]:
-        """Queue messages in one transaction (incoming queue); return their queue ids."""
+        """Queue messages in one transaction (incoming, or hold); return their queue ids."""
         return self.enqueue_prepared([self.prepare(message) for message in messages])
 
     def enqueue_prepared(self, batch: Sequence[PreparedMessage]) -> list[str]:
@@ -491,7 +494,7 @@ class QueueTransaction:
     # -- enqueue ------------------------------------------------------------------------------
 
     def enqueue(self, messages: Sequence[Message]) -> list[str]:
-        """Queue messages (incoming queue); return their queue ids."""
+        """Queue messages (incoming queue, or hold for those with hold set); return their ids."""
         return self.enqueue_prepared([self._queue.prepare(message) for message in messages])
 
     def enqueue_prepared(self, batch: Sequence[PreparedMessage]) -> list[str]:
@@ -504,7 +507,7 @@ class QueueTransaction:
         stamp = self._allocate_stamps(len(batch))
         queue_ids = []
         rcpt_cursor = txn.cursor(db=db.rcpt)
-        incoming = db.queues[QueueName.INCOMING]
+        incoming, hold = db.queues[QueueName.INCOMING], db.queues[QueueName.HOLD]
         for offset, prepared in enumerate(batch):
             queue_id = format_queue_id(stamp + offset)
             key = queue_id.encode("ascii")
@@ -516,7 +519,7 @@ class QueueTransaction:
                 content = trace + content
             txn.put(key, content, db=db.body)
             rcpt_cursor.putmulti(encode_recipients(key, prepared.recipients))
-            txn.put(key, b"", db=incoming)
+            txn.put(key, b"", db=hold if prepared.on_hold else incoming)
             queue_ids.append(queue_id)
         return queue_ids
 

@@ -61,7 +61,9 @@ from hotpath.events import (
     Vrfy,
 )
 from hotpath.parser import ServerEngine
+from mta.cleanup import ContentInspector, Inspection, log_context, open_inspector
 from mta.queue import BodyType, DsnRet, Message, Notify, QueueError, Recipient
+from mta.smtpd.content import checked_message, log_inspection
 from mta.smtpd.policy import client_ip
 from mta.smtpd.received import (
     address_literal,
@@ -123,6 +125,7 @@ class SmtpSession(asyncio.Protocol):
         self._mail: Mail | None = None
         self._recipients: list[Recipient] = []
         self._content: list[bytes] = []
+        self._inspector: ContentInspector | None = None
         self._bdat = False
         self._in_content = False
         self._busy = False
@@ -357,6 +360,8 @@ class SmtpSession(asyncio.Protocol):
         self._mail = event
         self._recipients = []
         self._content = []
+        checks = self._settings.content_checks
+        self._inspector = None if checks is None else open_inspector(checks)
         self._reply(250, "Ok", "2.1.0")
         self._stats.record("mail", True)
 
@@ -401,6 +406,8 @@ class SmtpSession(asyncio.Protocol):
 
     def _data_chunk(self, event: DataChunk) -> None:
         self._content.append(event.data)
+        if self._inspector is not None:
+            self._inspector.feed(event.data)
 
     def _end_of_chunk(self, event: EndOfChunk) -> None:
         self._in_content = False
@@ -411,10 +418,52 @@ class SmtpSession(asyncio.Protocol):
         self._where = "END-OF-MESSAGE"
         self._in_content = False
         message = self._build_message()
+        inspection = None if self._inspector is None else self._inspector.finish()
+        if inspection is not None:
+            checked = self._content_checked(message, inspection)
+            if checked is None:
+                return
+            message = checked
         self._busy = True
-        self._commit_task = self._loop.create_task(self._commit(message))
+        self._commit_task = self._loop.create_task(self._commit(message, inspection))
 
-    async def _commit(self, message: Message) -> None:
+    def _content_checked(self, message: Message, inspection: Inspection) -> Message | None:
+        """message as the content checks left it; None when they refused or discarded it."""
+        reply = inspection.reply
+        if reply is None and not inspection.discarded:
+            return checked_message(message, inspection)
+        log_inspection(inspection, "NOQUEUE", self.client, self._checks_log_context())
+        command = "bdat" if self._bdat else "data"
+        if reply is None:  # DISCARD: the client is told nothing else, as with Postfix
+            self._reply(250, "Ok", "2.0.0")
+            self._stats.record(command, True)
+        else:
+            code, status, text = reply
+            if inspection.failure is not None:
+                log.info(
+                    "NOQUEUE: reject: END-OF-MESSAGE from %s: %d %s %s;%s",
+                    self.client,
+                    code,
+                    status,
+                    text,
+                    self._checks_log_context().partition(";")[2],
+                )
+            self._reply(code, text, status)
+            self._stats.record(command, False)
+        self._reset_transaction()
+        return None
+
+    def _checks_log_context(self) -> str:
+        mail = self._mail
+        return log_context(
+            self.client,
+            mail.reverse_path if mail is not None else "",
+            self._recipients[0].address if self._recipients else None,
+            self._protocol(),
+            self._helo,
+        )
+
+    async def _commit(self, message: Message, inspection: Inspection | None = None) -> None:
         command = "bdat" if self._bdat else "data"
         try:
             queue_id = await self._service.committer.submit(message)
@@ -427,6 +476,8 @@ class SmtpSession(asyncio.Protocol):
             self._internal_error(error)
         else:
             maillog.line(f"{queue_id}: client={self.client}", "mta.smtpd")
+            if inspection is not None:
+                log_inspection(inspection, queue_id, self.client, self._checks_log_context())
             self._reply(250, f"Ok: queued as {queue_id}", "2.0.0")
             self._stats.record(command, True)
             self._service.message_queued()
@@ -547,6 +598,7 @@ class SmtpSession(asyncio.Protocol):
         self._mail = None
         self._recipients = []
         self._content = []
+        self._inspector = None
         self._bdat = False
 
 

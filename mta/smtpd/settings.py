@@ -15,6 +15,8 @@ Parameters (defaults in mta.config.maincf.BUILTIN_DEFAULTS):
   disable_vrfy_command (no)              yes: VRFY gets 502 5.5.1 and is not advertised
   smtpd_worker_session_limit (10000)     sessions one worker holds; more get 421 at once
   smtpd_shutdown_timeout (10s)           how long a stopping worker lets sessions finish
+  header_checks, mime_header_checks, nested_header_checks, body_checks and their limits:
+                                         content checks (mta.cleanup) of every message
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hotpath.events import ServerLimits
+from mta.cleanup import CheckSpecs
 from mta.config.maincf import ConfigError, Settings
 from mta.config.values import boolean, duration, number
 
@@ -52,6 +55,8 @@ class SmtpdSettings:
     disable_vrfy: bool
     session_limit: int
     shutdown_timeout: float
+    content_checks: CheckSpecs | None = None
+    """None: no *_checks table is set, and content passes through uninspected."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpdSettings:
@@ -84,4 +89,5 @@ class SmtpdSettings:
             disable_vrfy=boolean(settings, "disable_vrfy_command"),
             session_limit=number(settings, "smtpd_worker_session_limit", minimum=1),
             shutdown_timeout=duration(settings, "smtpd_shutdown_timeout"),
+            content_checks=CheckSpecs.from_settings(settings),
         )

@@ -110,6 +110,23 @@ def test_move_is_one_queue_at_a_time(mail_queue: MailQueue, make: Callable[..., 
     assert {mail_queue.locate(queue_id) for queue_id in ids} == {QueueName.HOLD}
 
 
+def test_a_message_marked_hold_is_committed_into_hold(
+    mail_queue: MailQueue, make: Callable[..., Message]
+) -> None:
+    async def submit() -> str:
+        committer = Committer(mail_queue)
+        queue_id = await committer.submit(replace(make(2), hold=True))
+        await committer.close()
+        return queue_id
+
+    [normal] = mail_queue.enqueue([make(1)])
+    held = asyncio.run(submit())
+    assert mail_queue.queue_ids(QueueName.HOLD) == [held]
+    assert mail_queue.queue_ids(QueueName.INCOMING) == [normal]
+    assert mail_queue.take_incoming(10) == [normal]  # qmgr's intake never sees held mail
+    assert mail_queue.content(held) == make(2).content
+
+
 def test_unknown_and_malformed_ids_are_left_alone(
     mail_queue: MailQueue, make: Callable[..., Message]
 ) -> None:
