@@ -17,17 +17,29 @@ Parameters:
   mydestination ($myhostname, localhost.$mydomain, localhost)   domains delivered here
   relay_domains (empty)                  domains this host relays mail for
   myorigin ($myhostname)                 the domain of an address given without one
+  virtual_alias_domains, virtual_mailbox_domains   domains of ours too (tables allowed)
 Lookup tables (type:name) in these lists are not supported yet: they are a ConfigError.
+
+reject_unlisted_recipient, as far as address rewriting knows it (mta.rewrite): a recipient of
+a virtual alias domain that no alias matches gets `550 5.1.1 <address>: Recipient address
+rejected: User unknown in virtual alias table`; a table that cannot answer gets
+`451 4.3.0 <address>: Temporary lookup failure`, for senders and recipients alike.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mta.config.maincf import ConfigError, Settings
+from mta.maps import TableUnavailable
+from mta.rewrite import DomainList as RewriteDomainList
+from mta.rewrite import Resolver, TemporaryFailure, UserUnknown
+
+log = logging.getLogger("mta.smtpd")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -110,19 +122,26 @@ class RelayPolicy:
         mydestination: Iterable[str],
         relay_domains: Iterable[str],
         myorigin: str,
+        virtual_domains: tuple[RewriteDomainList, ...] = (),
     ) -> None:
         self.mynetworks = tuple(mynetworks)
         self.local_domains = DomainList(mydestination)
         self.relay_domains = DomainList(relay_domains)
         self.myorigin = myorigin
+        # virtual_alias_domains and virtual_mailbox_domains: ours too (tables allowed).
+        self.virtual_domains = tuple(domains for domains in virtual_domains if domains)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RelayPolicy:
+    def from_settings(cls, settings: Settings, resolver: Resolver | None = None) -> RelayPolicy:
+        virtual = (
+            (resolver.virtual_alias_domains, resolver.virtual_mailbox_domains) if resolver else ()
+        )
         return cls(
             parse_networks(settings, "mynetworks"),
             parse_list(settings, "mydestination"),
             parse_list(settings, "relay_domains"),
             settings.get("myorigin").strip(),
+            virtual,
         )
 
     def is_trusted_client(self, client_address: str) -> bool:
@@ -147,4 +166,18 @@ class RelayPolicy:
         routed = not SENDER_ROUTING_CHARACTERS.isdisjoint(local_part)
         if not routed and (domain in self.local_domains or domain in self.relay_domains):
             return None
+        if not routed and self.virtual_domains:
+            try:
+                if any(domains.matches(domain) for domains in self.virtual_domains):
+                    return None
+            except TableUnavailable as error:
+                log.warning("warning: reject_unauth_destination: %s", error)
+                return rewriting_rejection(recipient, TemporaryFailure(str(error)))
         return Rejection(554, "5.7.1", f"<{recipient}>: Relay access denied")
+
+
+def rewriting_rejection(address: str, outcome: UserUnknown | TemporaryFailure) -> Rejection:
+    """The reply for an address that rewriting refused or could not look up."""
+    if isinstance(outcome, UserUnknown):
+        return Rejection(550, "5.1.1", f"<{address}>: Recipient address rejected: {outcome.reason}")
+    return Rejection(451, "4.3.0", f"<{address}>: Temporary lookup failure")

@@ -1,4 +1,5 @@
-"""What one smtpd worker's sessions share: settings, policy, the committer, the qmgr trigger.
+"""What one smtpd worker's sessions share: settings, policy, address rewriting, the committer,
+the qmgr trigger.
 
 The service makes the sessions (it is the protocol factory given to the event loop's servers),
 keeps them within `smtpd_worker_session_limit`, wakes qmgr at most once per loop iteration
@@ -16,6 +17,7 @@ import asyncio
 import logging
 
 from mta.queue import Committer
+from mta.rewrite import AddressRewriter
 from mta.smtpd.policy import RelayPolicy
 from mta.smtpd.session import SmtpSession
 from mta.smtpd.settings import SmtpdSettings
@@ -50,10 +52,12 @@ class SmtpdService:
         committer: Committer,
         trigger: TriggerSender | None = None,
         *,
+        rewriter: AddressRewriter,
         max_use: int = 0,
     ) -> None:
         self.settings = settings
         self.policy = policy
+        self.rewriter = rewriter
         self.committer = committer
         self.ehlo_lines = ehlo_lines(settings)
         self.sessions: set[SmtpSession] = set()

@@ -63,8 +63,9 @@ from hotpath.events import (
 from hotpath.parser import ServerEngine
 from mta.cleanup import ContentInspector, Inspection, log_context, open_inspector
 from mta.queue import BodyType, DsnRet, Message, Notify, QueueError, Recipient
+from mta.rewrite import TemporaryFailure
 from mta.smtpd.content import checked_message, log_inspection
-from mta.smtpd.policy import client_ip
+from mta.smtpd.policy import client_ip, rewriting_rejection
 from mta.smtpd.received import (
     address_literal,
     current_header_date,
@@ -123,6 +124,7 @@ class SmtpSession(asyncio.Protocol):
         self._helo: str | None = None
         self._helo_verb: str | None = None
         self._mail: Mail | None = None
+        self._sender = ""  # MAIL FROM's address as rewritten (canonical, masquerade)
         self._recipients: list[Recipient] = []
         self._content: list[bytes] = []
         self._inspector: ContentInspector | None = None
@@ -357,7 +359,23 @@ class SmtpSession(asyncio.Protocol):
             self._reply(555, "Unsupported option: BODY=BINARYMIME", "5.5.4")
             self._stats.record("mail", False)
             return
+        sender = self._service.rewriter.sender(event.reverse_path)
+        if isinstance(sender, TemporaryFailure):
+            rejection = rewriting_rejection(event.reverse_path, sender)
+            log.warning("warning: %s", sender.reason)
+            log.info(
+                "NOQUEUE: reject: MAIL from %s: %s; from=<%s> proto=%s helo=<%s>",
+                self.client,
+                rejection,
+                event.reverse_path,
+                self._protocol(),
+                self._helo or "",
+            )
+            self._reply(rejection.code, rejection.text, rejection.status)
+            self._stats.record("mail", False)
+            return
         self._mail = event
+        self._sender = sender
         self._recipients = []
         self._content = []
         checks = self._settings.content_checks
@@ -373,6 +391,15 @@ class SmtpSession(asyncio.Protocol):
             if self._trusted_client
             else self._service.policy.check_untrusted_recipient(address)
         )
+        recipients: tuple[str, ...] = ()
+        if rejection is None:
+            outcome = self._service.rewriter.recipient(address)
+            if isinstance(outcome, tuple):
+                recipients = outcome
+            else:
+                rejection = rewriting_rejection(address, outcome)
+                if isinstance(outcome, TemporaryFailure):
+                    log.warning("warning: %s", outcome.reason)
         if rejection is not None:
             self._reply(rejection.code, rejection.text, rejection.status)
             self._stats.record("rcpt", False)
@@ -387,9 +414,14 @@ class SmtpSession(asyncio.Protocol):
                 self._helo or "",
             )
             return
-        self._recipients.append(
-            Recipient(address, orcpt=event.orcpt or "", notify=notify_flags(event.notify))
-        )
+        orcpt, notify = event.orcpt or "", notify_flags(event.notify)
+        if recipients == (address,):
+            self._recipients.append(Recipient(address, orcpt=orcpt, notify=notify))
+        else:  # rewritten: each result remembers the address the client gave
+            self._recipients.extend(
+                Recipient(recipient, orig_address=address, orcpt=orcpt, notify=notify)
+                for recipient in recipients
+            )
         self._reply(250, "Ok", "2.1.5")
         self._stats.record("rcpt", True)
 
@@ -572,7 +604,8 @@ class SmtpSession(asyncio.Protocol):
             myhostname=self._settings.myhostname,
             mail_name=self._settings.mail_name,
             protocol=protocol,
-            recipients=[recipient.address for recipient in self._recipients],
+            # As the client gave them: one RCPT that aliases expanded is still one.
+            recipients=list(dict.fromkeys(r.orig_address or r.address for r in self._recipients)),
             date=current_header_date(),
         )
         extras = {
@@ -583,7 +616,7 @@ class SmtpSession(asyncio.Protocol):
         if self._helo is not None:
             extras["helo_name"] = self._helo
         return Message(
-            sender=mail.reverse_path,
+            sender=self._sender,
             recipients=tuple(self._recipients),
             content=b"".join(self._content),
             trace_header=header,

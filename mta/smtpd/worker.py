@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 
 from mta.config.maincf import Settings
 from mta.queue import Committer, MailQueue, QueueSettings
+from mta.rewrite import AddressRewriter
 from mta.smtpd.policy import RelayPolicy
 from mta.smtpd.received import RECEIVED_HEADER_LIMIT
 from mta.smtpd.service import SmtpdService
@@ -107,7 +108,8 @@ async def serve(
     """Serve SMTP on `sockets` into `queue` until `stop` is set (None: SIGTERM or SIGINT) or
     the worker retires."""
     smtpd_settings = SmtpdSettings.from_settings(settings)
-    policy = RelayPolicy.from_settings(settings)
+    rewriter = AddressRewriter.from_settings(settings)
+    policy = RelayPolicy.from_settings(settings, rewriter.resolver)
     loop = asyncio.get_running_loop()
     if stop is None:
         stop = asyncio.Event()
@@ -115,7 +117,14 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
     committer = Committer(queue)
     trigger = TriggerSender(trigger_path(settings.queue_directory))
-    service = SmtpdService(smtpd_settings, policy, committer, trigger, max_use=retirement.max_use)
+    service = SmtpdService(
+        smtpd_settings,
+        policy,
+        committer,
+        trigger,
+        rewriter=rewriter,
+        max_use=retirement.max_use,
+    )
     servers: list[asyncio.Server] = []
     watchers: list[asyncio.Task[None]] = []
     try:
