@@ -564,7 +564,20 @@ TABLE: tuple[Parameter, ...] = (
         "qmgr_intake_batch_limit",
         INTEGER,
         "500",
-        "Messages moved into the active queue per transaction (mta only).",
+        "Messages qmgr takes into the active queue per intake (mta only).",
+        minimum=1,
+    ),
+    Parameter(
+        "qmgr_commit_delay",
+        INTEGER,
+        "10",
+        "Milliseconds qmgr gathers queue changes before committing them together (mta only).",
+    ),
+    Parameter(
+        "qmgr_commit_batch_limit",
+        INTEGER,
+        "500",
+        "Queue changes after which qmgr commits before qmgr_commit_delay is up (mta only).",
         minimum=1,
     ),
     Parameter(

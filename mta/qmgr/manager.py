@@ -1,17 +1,22 @@
 """The queue manager's event loop: intake, scheduling, agent connections, results, bounces.
 
 Intake: a trigger ('I' from smtpd, 'F' from `mta queue flush`) or the queue_run_delay timer
-moves mail into active (up to qmgr_intake_batch_limit per transaction, at most
-qmgr_message_active_limit at once), each message is logged `from=<...>, size=N, nrcpt=N
-(queue active)`, and its unfinished recipients are resolved and split into delivery requests.
-Requests go to the agents over kept-open connections, several in flight on each, frames
-written together once per loop iteration.
+reads new and due deferred mail in a read-only transaction (up to qmgr_intake_batch_limit at
+a time, at most qmgr_message_active_limit at once, skipping the messages qmgr already works
+on), each message is logged `from=<...>, size=N, nrcpt=N (queue active)`, and its unfinished
+recipients are resolved and split into delivery requests. Requests go to the agents over
+kept-open connections, several in flight on each, frames written together once per loop
+iteration.
 
-Results: the agent logs each recipient and then answers; qmgr gathers answers and, in one
-transaction per cycle, records them, queues any bounce, deletes finished messages and takes
-the next intake; it logs `removed` after the commit. A final status is thus in the log
-before the queue forgets the recipient; a kill -9 at any point leaves mail queued (delivered
-again at worst), never lost.
+Results: the agent logs each recipient and then answers. qmgr's queue changes (marking taken
+mail active, recording results, deferred mail's next try, queueing bounces, deleting finished
+mail) gather in memory and are committed together in one write transaction once the oldest
+is qmgr_commit_delay old or qmgr_commit_batch_limit are pending (and when stopping); qmgr
+logs `removed` after the commit. Mail delivered within one such window goes from incoming to
+deleted without being written as active; slower mail shows as active from the next commit.
+A final status is thus in the log before the queue forgets the recipient; a kill -9 at any
+point leaves mail queued in incoming, active or deferred (delivered again at worst), never
+lost, and a bounce is queued in the transaction that records the bounced recipient.
 Queue transactions run in one dedicated thread (mta.util.batchthread) so the loop keeps
 dispatching while LMDB syncs; a cycle's outcome comes back with one loop wake-up;
 the queue handle skips the meta-page fsync (QueueSettings.metasync), since a crash that
@@ -53,6 +58,7 @@ from mta.queue import (
     MailQueue,
     QueuedMessage,
     QueueError,
+    QueueName,
     QueueTransaction,
     RecipientResult,
     RecipientState,
@@ -90,23 +96,44 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
-class CycleOutcome:
-    """What one queue transaction of qmgr did."""
+class PendingChanges:
+    """qmgr's queue changes not yet committed; one write transaction commits them all."""
+
+    results: list[RecipientResult]
+    settled: list[ActiveMessage]
+    taken: list[str]
+    """Ids taken by a read-only intake: still in incoming or deferred on disk."""
+    since: float
+    """loop.time() of the oldest change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What one commit of qmgr did."""
 
     deleted: list[str]
     notices: list[tuple[str, str]]
     """(queue id, id of its non-delivery notice, or "" when none was sent to a null sender)"""
+
+
+@dataclass(frozen=True, slots=True)
+class CycleOutcome:
+    """What one cycle in the queue thread did: its commit, then its intake."""
+
+    committed: Committed | None
+    """None when the cycle had nothing to commit or its commit failed."""
     taken: list[QueuedMessage]
     received: int
     """How many of taken came from incoming (new mail, not deferred)."""
+    error: Exception | None
+    """Why the commit (then nothing was done) or the intake failed."""
 
 
 @dataclass(frozen=True, slots=True)
 class CycleJob:
-    """What one cycle hands the queue thread."""
+    """What one cycle hands the queue thread: changes to commit (or None), then an intake."""
 
-    results: list[RecipientResult]
-    settled: list[ActiveMessage]
+    changes: PendingChanges | None
     limit: int
     deferred: bool
     flush: bool
@@ -282,7 +309,11 @@ class Qmgr:
         self._clients: dict[str, AgentClient] = {}
         self._results: list[RecipientResult] = []
         self._settled: list[ActiveMessage] = []
-        self._thread = BatchThread[CycleJob, CycleOutcome | Exception](
+        self._taken: list[str] = []
+        """Ids taken since the last commit, to be marked active in the next one."""
+        self._pending_since: float | None = None
+        self._commit_timer: asyncio.TimerHandle | None = None
+        self._thread = BatchThread[CycleJob, CycleOutcome](
             "qmgr-queue", self._run_cycle, self._cycle_done, max_batch=1
         )
         self._cycling = False
@@ -363,77 +394,146 @@ class Qmgr:
     def _next_cycle(self) -> None:
         """Start a queue cycle if one is needed and none is running.
 
-        Results and settled messages gathered while one cycle runs go into the next,
-        together with the next intake: one commit (one fdatasync, see QueueSettings.metasync)
-        per cycle however many deliveries finished and messages arrived meanwhile.
+        Intake reads the queue without writing, so new mail is dispatched at once. Changes
+        (mail taken, results, notices, removals) gather in memory and are committed in one
+        write transaction when the oldest is qmgr_commit_delay old, when
+        qmgr_commit_batch_limit are pending, or when stopping: few commits hold LMDB's one
+        writer lock, for which smtpd's commits (each standing behind a 250) wait.
         """
         self._wake_scheduled = False
         if self._cycling:
             return  # _cycle_done looks again
+        pending = self._pending_count() > 0
+        if pending and self._pending_since is None:
+            self._pending_since = asyncio.get_running_loop().time()
         if self._closing:
-            if self._results or self._settled:
-                self._start_cycle(0)
+            if pending:
+                self._start_cycle(True, 0)
             elif self._closed is not None and not self._closed.done():
                 self._closed.set_result(None)
             return
         room = self.settings.active_limit - len(self.active) + len(self._settled)
         wanted = self._want_incoming or self._want_deferred or self._want_flush
         limit = min(room, self.settings.intake_batch) if wanted and not self._stopping else 0
-        if self._results or self._settled or limit > 0:
-            self._start_cycle(limit)
+        # Flushing deferred mail is a write: it goes with a commit.
+        commit = (self._want_flush and limit > 0) or (pending and self._commit_due())
+        if commit or limit > 0:
+            self._start_cycle(commit, limit)
+        if pending and not commit:
+            self._commit_later()
 
-    def _start_cycle(self, limit: int) -> None:
-        """Record results, delete finished mail and take up to limit messages, in one commit."""
-        results, self._results = self._results, []
-        settled, self._settled = self._settled, []
+    def _pending_count(self) -> int:
+        return len(self._results) + len(self._settled) + len(self._taken)
+
+    def _commit_due(self) -> bool:
+        assert self._pending_since is not None
+        age = asyncio.get_running_loop().time() - self._pending_since
+        return (
+            age >= self.settings.commit_delay or self._pending_count() >= self.settings.commit_batch
+        )
+
+    def _commit_later(self) -> None:
+        """Wake when the oldest pending change is qmgr_commit_delay old."""
+        if self._commit_timer is None:
+            assert self._pending_since is not None
+            self._commit_timer = asyncio.get_running_loop().call_at(
+                self._pending_since + self.settings.commit_delay, self._commit_timer_fired
+            )
+
+    def _commit_timer_fired(self) -> None:
+        self._commit_timer = None
+        self._wake()
+
+    def _start_cycle(self, commit: bool, limit: int) -> None:
+        """Commit the pending changes (if commit), then take up to limit messages."""
+        changes = None
+        if commit:
+            changes = PendingChanges(
+                self._results,
+                self._settled,
+                self._taken,
+                self._pending_since or asyncio.get_running_loop().time(),
+            )
+            self._results, self._settled, self._taken = [], [], []
+            self._pending_since = None
+            if self._commit_timer is not None:
+                self._commit_timer.cancel()
+                self._commit_timer = None
         flush = self._want_flush and limit > 0
         deferred = (self._want_deferred or flush) and limit > 0
         if limit > 0:
             self._want_incoming = self._want_deferred = self._want_flush = False
         self._cycling = True
-        self._thread.put(CycleJob(results, settled, limit, deferred, flush))
+        self._thread.put(CycleJob(changes, limit, deferred, flush))
 
-    def _run_cycle(self, jobs: list[CycleJob]) -> CycleOutcome | Exception:
-        """In the queue thread: one cycle's transaction (the batch is one job)."""
+    def _run_cycle(self, jobs: list[CycleJob]) -> CycleOutcome:
+        """In the queue thread: one cycle (the batch is one job); failures become outcomes."""
         (job,) = jobs
-        try:
-            return self.queue.transaction(
-                lambda txn: self._transact(
-                    txn, job.results, job.settled, job.limit, job.deferred, job.flush
+        committed = None
+        changes = job.changes
+        if changes is not None:
+            try:
+                committed = self.queue.transaction(
+                    lambda txn: self._commit(txn, changes, job.flush)
                 )
-            )
-        except Exception as error:  # QueueError, or a bug: keep the work for a retry
-            return error
+            except Exception as error:  # QueueError, or a bug: keep the changes for a retry
+                return CycleOutcome(None, [], 0, error)
+        if job.limit <= 0:
+            return CycleOutcome(committed, [], 0, None)
+        due_before = time.time() if job.deferred else None
+        try:
+            # self.active is read from this thread: its keys change only in _cycle_done, in
+            # the loop, and never while a cycle runs (one at a time). It holds every message
+            # qmgr works on or has results pending for, which the queue may still show in
+            # incoming or deferred.
+            intake = self.queue.read_intake(job.limit, self.active, due_before)
+        except Exception as error:
+            return CycleOutcome(committed, [], 0, error)
+        return CycleOutcome(committed, [*intake.due, *intake.incoming], len(intake.incoming), None)
 
-    def _cycle_done(self, jobs: list[CycleJob], cycle: CycleOutcome | Exception) -> None:
-        """In the loop: log and act on what one cycle committed, then look for the next."""
+    def _cycle_done(self, jobs: list[CycleJob], cycle: CycleOutcome) -> None:
+        """In the loop: log and act on what one cycle did, then look for the next."""
         (job,) = jobs
         self._cycling = False
-        if isinstance(cycle, Exception):
+        if job.changes is not None and cycle.committed is not None:
+            self._committed(job.changes, cycle.committed)
+        if cycle.error is not None:
             self._cycle_failed(job, cycle)
             return
-        for queue_id, notice in cycle.notices:
-            if notice:
-                log.info("%s: sender non-delivery notification: %s", queue_id, notice)
-            else:
-                log.info("%s: undeliverable notice to the null sender discarded", queue_id)
-        for queue_id in cycle.deleted:
-            maillog.line(f"{queue_id}: removed", "mta.qmgr")
-        for entry in job.settled:
-            self.active.pop(entry.message.queue_id, None)
         limit = job.limit
-        if cycle.notices or (limit > 0 and len(cycle.taken) >= limit):
-            self._want_incoming = True  # new notices, or more mail than one intake takes
         if limit > 0:
+            if len(cycle.taken) >= limit:
+                self._want_incoming = True  # more mail than one intake takes
             self.counters.received += cycle.received
             self.counters.changed = True
             now = time.time()
             for message in cycle.taken:
+                self._taken.append(message.queue_id)
                 self._activate(message, now)
             self._dispatch()
         self._next_cycle()
 
-    def _cycle_failed(self, job: CycleJob, error: Exception) -> None:
+    def _committed(self, changes: PendingChanges, committed: Committed) -> None:
+        for queue_id, notice in committed.notices:
+            if notice:
+                log.info("%s: sender non-delivery notification: %s", queue_id, notice)
+            else:
+                log.info("%s: undeliverable notice to the null sender discarded", queue_id)
+        for queue_id in committed.deleted:
+            maillog.line(f"{queue_id}: removed", "mta.qmgr")
+        # Only now may a scan take these again (or find them gone).
+        for entry in changes.settled:
+            self.active.pop(entry.message.queue_id, None)
+        # A scan for due mail while these deferrals were pending skipped them: look again
+        # when they are due.
+        for result in changes.results:
+            if result.status is RecipientStatus.DEFERRED:
+                self._next_due = min(self._next_due, result.next_try)
+        if committed.notices:
+            self._want_incoming = True
+
+    def _cycle_failed(self, job: CycleJob, cycle: CycleOutcome) -> None:
+        error = cycle.error
         if isinstance(error, QueueError):
             log.warning("warning: cannot update the queue: %s", error)
         else:
@@ -443,29 +543,28 @@ class Qmgr:
             if self._closed is not None and not self._closed.done():
                 self._closed.set_result(None)
             return
-        self._results[:0] = job.results
-        self._settled[:0] = job.settled
+        changes = job.changes
+        if changes is not None and cycle.committed is None:
+            self._results[:0] = changes.results
+            self._settled[:0] = changes.settled
+            self._taken[:0] = changes.taken
+            self._pending_since = changes.since
         if job.limit > 0:
             self._want_incoming = True
             self._want_deferred = self._want_deferred or job.deferred
             self._want_flush = self._want_flush or job.flush
         asyncio.get_running_loop().call_later(COMMIT_RETRY_DELAY, self._wake)
 
-    def _transact(
-        self,
-        txn: QueueTransaction,
-        results: list[RecipientResult],
-        settled: list[ActiveMessage],
-        limit: int,
-        deferred: bool,
-        flush: bool,
-    ) -> CycleOutcome:
-        """In the worker thread, inside one write transaction: the whole of one cycle.
+    def _commit(self, txn: QueueTransaction, changes: PendingChanges, flush: bool) -> Committed:
+        """In the queue thread, inside one write transaction: all the pending changes.
 
-        Record results, queue notices for bounced recipients, delete finished messages, then
-        take deferred mail that is due and new mail into active. May run twice (after the
-        map grew), so it changes nothing but the queue.
+        Record results (deferred mail gets its next try), queue notices for bounced
+        recipients, delete finished messages, mark mail still being worked on active. Mail
+        taken and finished since the last commit goes from incoming to deleted without ever
+        being written as active. May run twice (after the map grew), so it changes nothing
+        but the queue.
         """
+        results, settled = changes.results, changes.settled
         finished = set(txn.record_results(results)) if results else set()
         done = [
             e
@@ -474,19 +573,14 @@ class Qmgr:
         ]
         notices = self._queue_notices(txn, [entry for entry in done if entry.bounced])
         deleted = txn.delete([entry.message.queue_id for entry in done]) if done else []
-        if limit <= 0:
-            return CycleOutcome(deleted, notices, [], 0)
-        now = time.time()
+        settled_ids = {entry.message.queue_id for entry in settled}
+        working = [queue_id for queue_id in changes.taken if queue_id not in settled_ids]
+        if working:
+            # Only from where the intake found them: mail put on hold meanwhile stays there.
+            txn.move(working, QueueName.ACTIVE, only_from=(QueueName.INCOMING, QueueName.DEFERRED))
         if flush:
-            txn.flush_deferred(now)
-        due = txn.take_due(now, limit) if deferred else []
-        incoming = txn.take_incoming(limit - len(due))
-        taken = []
-        for queue_id in [*due, *incoming]:
-            message = txn.get(queue_id)
-            if message is not None:
-                taken.append(message)
-        return CycleOutcome(deleted, notices, taken, len(incoming))
+            txn.flush_deferred(time.time())
+        return Committed(deleted, notices)
 
     def _queue_notices(
         self, txn: QueueTransaction, bounced: list[ActiveMessage]
@@ -697,6 +791,8 @@ class Qmgr:
         entry.outstanding -= 1
         if entry.outstanding == 0:
             self._settle(entry)
+        else:
+            self._wake()  # its results are pending: start the commit clock
 
     def _settle(self, entry: ActiveMessage) -> None:
         self._settled.append(entry)

@@ -3,7 +3,11 @@
 Parameters (defaults in mta.config.maincf.BUILTIN_DEFAULTS, as Postfix's where it has one):
   queue_run_delay (300s)                      how often deferred mail is looked at
   qmgr_message_active_limit (20000)           messages in the active queue at once
-  qmgr_intake_batch_limit (500)               messages taken into active per transaction
+  qmgr_intake_batch_limit (500)               messages taken per intake (one read snapshot)
+  qmgr_commit_delay (10, milliseconds)        how long queue changes (mail taken, results,
+                                              removals) gather before qmgr commits them in
+                                              one write transaction
+  qmgr_commit_batch_limit (500)               or how many changes: whichever comes first
   minimal_backoff_time (300s), maximal_backoff_time (4000s)
                                               retry interval of deferred recipients: doubles
                                               per attempt from the minimal up to the maximal
@@ -42,6 +46,9 @@ class QmgrSettings:
     queue_run_delay: float
     active_limit: int
     intake_batch: int
+    commit_delay: float
+    """Seconds (qmgr_commit_delay is in milliseconds)."""
+    commit_batch: int
     minimal_backoff: float
     maximal_backoff: float
     maximal_queue_lifetime: float
@@ -67,6 +74,8 @@ class QmgrSettings:
             queue_run_delay=duration(settings, "queue_run_delay"),
             active_limit=number(settings, "qmgr_message_active_limit", minimum=1),
             intake_batch=number(settings, "qmgr_intake_batch_limit", minimum=1),
+            commit_delay=number(settings, "qmgr_commit_delay") / 1000,
+            commit_batch=number(settings, "qmgr_commit_batch_limit", minimum=1),
             minimal_backoff=minimal,
             maximal_backoff=maximal,
             maximal_queue_lifetime=duration(settings, "maximal_queue_lifetime", "d"),

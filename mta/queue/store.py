@@ -24,9 +24,10 @@ message_size_limit (default 10240000).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
@@ -140,6 +141,14 @@ class QueueSettings:
             max_size=number("queue_max_size", DEFAULT_MAX_SIZE),
             limits=limits,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What MailQueue.read_intake found: due deferred mail and new mail, still in their queues."""
+
+    due: list[QueuedMessage]
+    incoming: list[QueuedMessage]
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +320,54 @@ class MailQueue:
     def take_due(self, now: float, limit: int) -> list[str]:
         """Move up to limit deferred messages due at or before now to active, earliest first."""
         return self.transaction(lambda txn: txn.take_due(now, limit))
+
+    def read_intake(self, limit: int, held: Container[str], due_before: float | None) -> Intake:
+        """qmgr's intake without a write: up to limit messages from one read snapshot, first
+        deferred ones due at or before due_before (None: no deferred mail), earliest first,
+        then incoming, oldest first, skipping the ids in held.
+
+        Nothing moves: they stay where they are until qmgr records their results or marks
+        them active (QueueTransaction.move) in a later write. held is the caller's set of ids
+        it is already working on, which the queue still shows in incoming or deferred.
+        Corrupt messages are moved to the corrupt queue after the snapshot.
+        """
+        corrupt: list[tuple[bytes, str]] = []
+        due: list[QueuedMessage] = []
+        incoming: list[QueuedMessage] = []
+        with self._begin(write=False) as txn:
+            if due_before is not None:
+                due_keys = _due_keys(txn.cursor(db=self._db.next_try), to_micros(due_before))
+                self._read_unheld(txn, QueueName.DEFERRED, due_keys, held, limit, due, corrupt)
+            incoming_cursor = txn.cursor(db=self._db.queues[QueueName.INCOMING])
+            incoming_keys = (bytes(key) for key in incoming_cursor.iternext(values=False))
+            self._read_unheld(
+                txn, QueueName.INCOMING, incoming_keys, held, limit - len(due), incoming, corrupt
+            )
+        self._quarantine(corrupt)
+        return Intake(due, incoming)
+
+    def _read_unheld(
+        self,
+        txn: lmdb.Transaction,
+        queue: QueueName,
+        keys: Iterable[bytes],
+        held: Container[str],
+        limit: int,
+        into: list[QueuedMessage],
+        corrupt: list[tuple[bytes, str]],
+    ) -> None:
+        """Read up to limit messages of keys that are in queue and not held into `into`."""
+        if limit <= 0:
+            return
+        table = self._db.queues[queue]
+        for key in keys:
+            if key.decode("ascii") in held or txn.get(key, db=table) is None:
+                continue
+            message = self._read(txn, key, queue, corrupt)
+            if message is not None:
+                into.append(message)
+                if len(into) >= limit:
+                    return
 
     def recover_active(self) -> int:
         """At qmgr start: return whatever a previous run left in active to incoming."""
@@ -561,13 +618,8 @@ class QueueTransaction:
 
     def take_due(self, now: float, limit: int) -> list[str]:
         """Move up to limit deferred messages due at or before now to active, earliest first."""
-        due_before_us = to_micros(now)
-        keys = []
-        for time_key in _first_keys(self._txn.cursor(db=self._db.next_try), limit):
-            if int.from_bytes(time_key[:8], "big") > due_before_us:
-                break
-            keys.append(time_key[8:])
-        return self._take(QueueName.DEFERRED, keys)
+        due_keys = _due_keys(self._txn.cursor(db=self._db.next_try), to_micros(now))
+        return self._take(QueueName.DEFERRED, list(itertools.islice(due_keys, limit)))
 
     def _take(self, source: QueueName, keys: list[bytes]) -> list[str]:
         taken = []
@@ -702,6 +754,14 @@ def _first_keys(cursor: lmdb.Cursor, limit: int) -> list[bytes]:
             break
         keys.append(bytes(key))
     return keys
+
+
+def _due_keys(cursor: lmdb.Cursor, due_before_us: int) -> Iterator[bytes]:
+    """The message keys of the next-try index due at or before due_before_us, earliest first."""
+    for time_key in cursor.iternext(keys=True, values=False):
+        if int.from_bytes(time_key[:8], "big") > due_before_us:
+            return
+        yield bytes(time_key[8:])
 
 
 def _iter_from(
