@@ -101,7 +101,11 @@ def test_missing_transport_defers_then_expired_mail_returns_to_sender(
 def test_agent_killed_mid_delivery_defers_and_retries_without_loss(
     make_instance: MakeInstance,
 ) -> None:
-    instance = make_instance("local_transport = local\ndelivery_agent_crash_retry_time = 1s\n")
+    # The retry may reach the socket before the new agent listens: then the transport waits
+    # transport_retry_time, which must stay inside this test's patience.
+    instance = make_instance(
+        "local_transport = local\ndelivery_agent_crash_retry_time = 1s\ntransport_retry_time = 1s\n"
+    )
     instance.start_qmgr()
     instance.start_agent("local")
     # Stop the agent so requests are queued in its socket, then kill it.
