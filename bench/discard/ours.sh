@@ -3,7 +3,8 @@
 #   bench/discard/ours.sh HOST PORT WORKDIR [queue_sync]
 # Everything (config, queue, log) lives under WORKDIR; every transport is discard, so the
 # figure is Postfix's "discard transport" limit: SMTP in, queue, qmgr, delivery agent, log.
-# The queue is durable (queue_sync = full) unless a fourth argument says otherwise.
+# The queue is durable (queue_sync = full) unless a fourth argument says otherwise;
+# MTA_BENCH_MAIN_CF adds main.cf lines (e.g. "qmgr_intake_delay = 0") to compare settings.
 set -euo pipefail
 host=$1 port=$2 workdir=$3 sync=${4:-full}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,6 +22,7 @@ queue_sync = $sync
 # The benchmark measures throughput, not privilege separation: as root, with an interpreter
 # that only root can run (pyenv under a 0700 /root), the services stay root.
 mail_owner = $(id -un)
+${MTA_BENCH_MAIN_CF:-}
 CF
 cat > "$workdir/conf/master.cf" <<CF
 $host:$port inet n - n - ${SMTPD_PROCESSES:--} smtpd
