@@ -442,6 +442,12 @@ TABLE: tuple[Parameter, ...] = (
     ),
     # -- content checks ---------------------------------------------------------------------
     Parameter(
+        "content_filter",
+        ValueType.TEXT,
+        "",
+        "transport:nexthop that qmgr delivers all mail received by smtpd to (empty: none).",
+    ),
+    Parameter(
         "header_checks",
         TABLES,
         "",

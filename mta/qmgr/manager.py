@@ -634,7 +634,7 @@ class Qmgr:
             self._expire(entry, pending)
             return
         groups: dict[tuple[str, str], list[RecipientState]] = {}
-        resolve = self.settings.resolver.resolve
+        resolve = self.settings.resolver.router(message)
         for recipient in pending:
             groups.setdefault(resolve(recipient.recipient.address), []).append(recipient)
         for (transport, nexthop), recipients in groups.items():

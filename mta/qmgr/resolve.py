@@ -9,15 +9,22 @@ Postfix's qmgr defers on an address resolver failure; the reason is logged once 
 The relay and smtp agents come with issue 6: until then a transport whose socket does not
 exist defers its recipients with "4.3.0 mail transport unavailable", as Postfix does.
 
+A message with a content filter (the envelope extra `filter`, transport:nexthop, from a FILTER
+action or smtpd's content_filter) has all its recipients go to that transport and nexthop, or
+the recipient's domain when the nexthop is empty, as Postfix's qmgr does; a malformed filter
+is logged as a warning and ignored, and the recipients take their normal routes.
+
 Parameters: those of mta.rewrite.resolve.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mta.config.maincf import Settings
+from mta.queue import FILTER_EXTRA, QueuedMessage, split_filter
 from mta.rewrite import Resolver as RewriteResolver
 from mta.rewrite import TemporaryFailure
 
@@ -41,3 +48,19 @@ class Resolver:
             log.warning("warning: %s", route.reason)
             return RESOLVER_FAILURE_TRANSPORT, "address resolver failure"
         return route.transport, route.nexthop
+
+    def router(self, message: QueuedMessage) -> Callable[[str], tuple[str, str]]:
+        """resolve() for message's recipients, or its content filter's route when it has one."""
+        value = message.extras.get(FILTER_EXTRA)
+        if value is None:
+            return self.resolve
+        content_filter = split_filter(value)
+        if content_filter is None:
+            log.warning(
+                "warning: %s: ignoring malformed content filter: %s", message.queue_id, value
+            )
+            return self.resolve
+        transport, nexthop = content_filter
+        if nexthop:
+            return lambda _address: content_filter
+        return lambda address: (transport, address.rpartition("@")[2])

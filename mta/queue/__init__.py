@@ -16,6 +16,7 @@ from mta.queue.errors import (
     UnknownQueueIdError,
 )
 from mta.queue.message import (
+    FILTER_EXTRA,
     BodyType,
     DsnRet,
     Message,
@@ -26,6 +27,7 @@ from mta.queue.message import (
     RecipientResult,
     RecipientState,
     RecipientStatus,
+    split_filter,
 )
 from mta.queue.schema import QueueName, SyncMode
 from mta.queue.store import (
@@ -37,6 +39,7 @@ from mta.queue.store import (
 )
 
 __all__ = [
+    "FILTER_EXTRA",
     "QUEUE_ID_PLACEHOLDER",
     "BodyType",
     "Committer",
@@ -60,4 +63,5 @@ __all__ = [
     "RecipientStatus",
     "SyncMode",
     "UnknownQueueIdError",
+    "split_filter",
 ]

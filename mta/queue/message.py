@@ -9,6 +9,7 @@ bounded by a named, configurable limit in MessageLimits, checked before anything
 from __future__ import annotations
 
 import enum
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,6 +56,23 @@ class RecipientStatus(enum.IntEnum):
     @property
     def final(self) -> bool:
         return self in (RecipientStatus.DELIVERED, RecipientStatus.BOUNCED)
+
+
+FILTER_EXTRA = "filter"
+"""The envelope extra that names a content filter as transport:nexthop (a FILTER action or
+content_filter): qmgr delivers every recipient of the message there instead of its route."""
+
+_FILTER_TRANSPORT = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def split_filter(value: str) -> tuple[str, str] | None:
+    """(transport, nexthop) of a content filter transport:nexthop; None when it is malformed
+    (no colon, or a transport that is empty or not a transport name). The nexthop may be empty:
+    the transport's default, the recipient's domain."""
+    transport, colon, nexthop = value.strip().partition(":")
+    if not colon or not _FILTER_TRANSPORT.fullmatch(transport):
+        return None
+    return transport, nexthop
 
 
 class EnvelopeFlag(enum.IntFlag):

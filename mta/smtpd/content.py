@@ -18,16 +18,14 @@ import logging
 from dataclasses import replace
 
 from mta.cleanup import Inspection
-from mta.queue import Message, Recipient
+from mta.queue import FILTER_EXTRA, Message, Recipient
 
 log = logging.getLogger("mta.smtpd")
 
-FILTER_EXTRA = "filter"
-"""The envelope extra that holds a FILTER action's transport:nexthop for qmgr."""
-
 
 def checked_message(message: Message, inspection: Inspection) -> Message:
-    """message as the content checks left it (the inspection did not refuse it)."""
+    """message as the content checks left it (the inspection did not refuse it); a FILTER
+    action's filter replaces content_filter's, as Postfix's does."""
     extras = message.extras
     if inspection.filter is not None:
         extras = {**extras, FILTER_EXTRA: inspection.filter}

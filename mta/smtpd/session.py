@@ -62,7 +62,7 @@ from hotpath.events import (
 )
 from hotpath.parser import ServerEngine
 from mta.cleanup import ContentInspector, Inspection, log_context, open_inspector
-from mta.queue import BodyType, DsnRet, Message, Notify, QueueError, Recipient
+from mta.queue import FILTER_EXTRA, BodyType, DsnRet, Message, Notify, QueueError, Recipient
 from mta.rewrite import TemporaryFailure
 from mta.smtpd.content import checked_message, log_inspection
 from mta.smtpd.policy import client_ip, rewriting_rejection
@@ -615,6 +615,8 @@ class SmtpSession(asyncio.Protocol):
         }
         if self._helo is not None:
             extras["helo_name"] = self._helo
+        if self._settings.content_filter:
+            extras[FILTER_EXTRA] = self._settings.content_filter
         return Message(
             sender=self._sender,
             recipients=tuple(self._recipients),

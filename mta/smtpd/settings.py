@@ -15,6 +15,8 @@ Parameters (defaults in mta.config.maincf.BUILTIN_DEFAULTS):
   disable_vrfy_command (no)              yes: VRFY gets 502 5.5.1 and is not advertised
   smtpd_worker_session_limit (10000)     sessions one worker holds; more get 421 at once
   smtpd_shutdown_timeout (10s)           how long a stopping worker lets sessions finish
+  content_filter (empty)                 transport:nexthop recorded as every message's filter:
+                                         qmgr delivers it there (a FILTER action wins)
   header_checks, mime_header_checks, nested_header_checks, body_checks and their limits:
                                          content checks (mta.cleanup) of every message
 """
@@ -27,6 +29,7 @@ from hotpath.events import ServerLimits
 from mta.cleanup import CheckSpecs
 from mta.config.maincf import ConfigError, Settings
 from mta.config.values import boolean, duration, number
+from mta.queue import split_filter
 
 
 def bare_newline_mode(settings: Settings) -> str:
@@ -57,6 +60,8 @@ class SmtpdSettings:
     shutdown_timeout: float
     content_checks: CheckSpecs | None = None
     """None: no *_checks table is set, and content passes through uninspected."""
+    content_filter: str = ""
+    """transport:nexthop for the envelope extra `filter` of every message; empty for none."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpdSettings:
@@ -74,6 +79,9 @@ class SmtpdSettings:
         banner = settings.get("smtpd_banner").strip()
         if not banner or any(char in banner for char in "\r\n\0"):
             raise ConfigError(f"smtpd_banner = {banner!r}: expected one line of text")
+        content_filter = settings.get("content_filter").strip()
+        if content_filter and split_filter(content_filter) is None:
+            raise ConfigError(f"content_filter = {content_filter}: expected transport:nexthop")
         limits = ServerLimits(
             message_size_limit=number(settings, "message_size_limit", minimum=1),
             recipient_limit=number(settings, "smtpd_recipient_limit"),
@@ -90,4 +98,5 @@ class SmtpdSettings:
             session_limit=number(settings, "smtpd_worker_session_limit", minimum=1),
             shutdown_timeout=duration(settings, "smtpd_shutdown_timeout"),
             content_checks=CheckSpecs.from_settings(settings),
+            content_filter=content_filter,
         )

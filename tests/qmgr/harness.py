@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from mta.queue import MailQueue, Message, QueueName, QueueSettings, Recipient
@@ -95,10 +95,12 @@ class Instance:
         count: int = 1,
         sender: str = "alice@client.test",
         recipients: tuple[str, ...] = ("bob@remote.test",),
+        extras: Mapping[str, str] | None = None,
     ) -> list[str]:
         content = b"Subject: test\r\nFrom: alice@client.test\r\n\r\nhello\r\n"
         messages = [
-            Message(sender, tuple(Recipient(r) for r in recipients), content) for _ in range(count)
+            Message(sender, tuple(Recipient(r) for r in recipients), content, extras=extras or {})
+            for _ in range(count)
         ]
         ids = self.queue.enqueue(messages)
         self.trigger()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mta.config.maincf import settings_from_text
+from mta.config.maincf import ConfigError, settings_from_text
 from mta.queue import QueueName
 from mta.smtpd.settings import SmtpdSettings
 
@@ -162,3 +162,27 @@ def test_without_checks_content_passes_uninspected() -> None:
     assert defaults.content_checks is None
     some = SmtpdSettings.from_settings(settings_from_text("body_checks = regexp:/x\n", "m"))
     assert some.content_checks is not None and some.content_checks.header == ()
+
+
+def test_content_filter_is_recorded_and_a_filter_action_wins(
+    start_server: StartServer, tmp_path: Path
+) -> None:
+    server = start_server("content_filter = scan:[127.0.0.1]:10025\n")
+    assert send(server)[0] == 250
+    [message] = server.messages()
+    assert message.extras["filter"] == "scan:[127.0.0.1]:10025"
+    path = tmp_path / "header_checks"
+    path.write_text("/^From:/ FILTER other:host\n")
+    checked = start_server(f"content_filter = scan:\nheader_checks = regexp:{path}\n")
+    assert send(checked)[0] == 250
+    [message] = checked.messages()
+    assert message.extras["filter"] == "other:host"
+
+
+def test_content_filter_must_be_transport_colon_nexthop() -> None:
+    assert SmtpdSettings.from_settings(settings_from_text("", "m")).content_filter == ""
+    empty_nexthop = settings_from_text("content_filter = scan:\n", "m")
+    assert SmtpdSettings.from_settings(empty_nexthop).content_filter == "scan:"
+    for value in ("scan", ":host", "a b:host"):
+        with pytest.raises(ConfigError, match="content_filter"):
+            SmtpdSettings.from_settings(settings_from_text(f"content_filter = {value}\n", "m"))
