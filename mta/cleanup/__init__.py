@@ -7,10 +7,12 @@
 
 A shared layer, not a service: smtpd feeds it the content as DATA or BDAT brings it and acts
 on the inspection at the end of the message, as Postfix's cleanup(8) does for its smtpd. It
-imports mta.maps and mta.config only (an import-linter contract checks it).
+imports mta.maps, mta.config and mta.rewrite only (an import-linter contract checks it), and
+rewrites header addresses (mta.cleanup.headers) with mta.rewrite as cleanup does.
 """
 
 from mta.cleanup.checks import CHECK_PARAMETERS, Action, CheckSpecs, ContentChecks
+from mta.cleanup.headers import HeaderRewriter
 from mta.cleanup.inspector import (
     ActionEvent,
     ContentInspector,
@@ -26,6 +28,7 @@ __all__ = [
     "CheckSpecs",
     "ContentChecks",
     "ContentInspector",
+    "HeaderRewriter",
     "Inspection",
     "log_context",
     "open_inspector",

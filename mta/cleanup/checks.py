@@ -13,6 +13,9 @@ Parameters (defaults as Postfix's, in mta.config.table):
   body_checks_size_limit (51200)           bytes of each body part that body_checks sees
   mime_nesting_limit (100)                 multipart and message/rfc822 levels walked
 
+With canonical maps or masquerade_domains in effect for header_sender or header_recipient, the
+specs also carry a HeaderRewriter (mta.cleanup.headers) for the primary message headers.
+
 A class with several tables asks them in order; the first that answers decides, as Postfix's
 map lists do. The answer is "ACTION [text]", the action case-insensitive. Tables are opened
 through mta.maps.open_table, shared by the process, so after the first message opening them
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mta.cleanup.headers import HeaderRewriter
 from mta.config.maincf import Settings
 from mta.config.values import number, table_references
 from mta.maps import LookupTable, open_table
@@ -54,6 +58,8 @@ class ContentChecks:
     header_size_limit: int = 102400
     body_checks_size_limit: int = 51200
     mime_nesting_limit: int = 100
+    header_rewriter: HeaderRewriter | None = None
+    """Rewrites the addresses of primary sender and recipient headers; None: leave them."""
 
     @property
     def beyond_primary_header(self) -> bool:
@@ -81,14 +87,17 @@ class CheckSpecs:
     header_size_limit: int
     body_checks_size_limit: int
     mime_nesting_limit: int
+    header_rewriter: HeaderRewriter | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CheckSpecs | None:
-        """The specs in effect; None when no class has a table (nothing to inspect)."""
+        """The specs in effect; None when no class has a table and no header address is
+        rewritten (nothing to inspect)."""
         header, mime_header, nested_header, body = (
             tuple(table_references(settings.get(name), name)) for name in CHECK_PARAMETERS
         )
-        if not (header or mime_header or nested_header or body):
+        header_rewriter = HeaderRewriter.from_settings(settings)
+        if not (header or mime_header or nested_header or body or header_rewriter):
             return None
         return cls(
             header=header,
@@ -98,6 +107,7 @@ class CheckSpecs:
             header_size_limit=number(settings, "header_size_limit", minimum=1),
             body_checks_size_limit=number(settings, "body_checks_size_limit"),
             mime_nesting_limit=number(settings, "mime_nesting_limit", minimum=1),
+            header_rewriter=header_rewriter,
         )
 
     def open(self) -> ContentChecks:
@@ -114,4 +124,5 @@ class CheckSpecs:
             header_size_limit=self.header_size_limit,
             body_checks_size_limit=self.body_checks_size_limit,
             mime_nesting_limit=self.mime_nesting_limit,
+            header_rewriter=self.header_rewriter,
         )

@@ -37,6 +37,10 @@ last REDIRECT and the last FILTER count. An unknown action, or FILTER without tr
 is logged as a warning and otherwise ignored. A table that cannot answer (TableUnavailable)
 ends the inspection with `failure` set: the caller defers the message.
 
+Addresses of primary sender and recipient headers are rewritten after header_checks saw the
+header (mta.cleanup.headers), when the checks carry a HeaderRewriter; a table that cannot
+answer there is a `failure` too.
+
 When nothing after the primary header can match (no mime_header_checks, nested_header_checks
 or body_checks, or no MIME structure left that could bring more headers and no body_checks),
 the inspector stops looking at lines and only counts bytes: a message is inspected only as far
@@ -55,6 +59,7 @@ from dataclasses import dataclass
 
 from mta.cleanup.checks import Action, CheckSpecs, ContentChecks
 from mta.maps import LookupTable, TableUnavailable
+from mta.rewrite import TemporaryFailure
 
 DEFAULT_REJECT_TEXT = "Message content rejected"
 DEFAULT_REJECT_STATUS = "5.7.1"
@@ -361,8 +366,33 @@ class ContentInspector:
         if name == "content-type":
             self._note_content_type(logical)
         kept = self._check(self._header_tables(name), "header", logical, header.start, header.end)
+        if kept and self._inspecting and self._rewrite_addresses(header, logical):
+            return
         if kept and header.excess_start is not None:
             self._edits.append((header.excess_start, header.end, b""))
+
+    def _rewrite_addresses(self, header: _Header, logical: str) -> bool:
+        """Rewrite the addresses of a primary sender or recipient header; True when the header
+        was replaced (excess continuation lines included). A first line cut at
+        header_size_limit is left alone: rewriting it would lose its rest."""
+        rewriter = self._checks.header_rewriter
+        if (
+            rewriter is None
+            or self._block is not Block.PRIMARY_HEADER
+            or len(header.lines[0]) >= self._checks.header_size_limit
+        ):
+            return False
+        rewritten = rewriter.rewrite(logical)
+        if rewritten is None:
+            return False
+        if isinstance(rewritten, TemporaryFailure):
+            self._failure = rewritten.reason
+            self._inspecting = False
+            return False
+        self._edits.append(
+            (header.start, header.end, encode(rewritten).replace(b"\n", CRLF) + CRLF)
+        )
+        return True
 
     def _header_tables(self, name: str) -> tuple[LookupTable, ...]:
         checks = self._checks

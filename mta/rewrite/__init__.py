@@ -11,7 +11,8 @@ As ADDRESS_REWRITING_README describes: canonicalisation (swap_bangpath, allow_pe
 append_at_myorigin, append_dot_mydomain), canonical_maps with their sender_ and recipient_
 variants, masquerade_domains with masquerade_exceptions, virtual_alias_maps with
 virtual_alias_domains, and the resolver's address classes (mydestination, virtual alias and
-mailbox domains, relay_domains) with transport_maps. Header addresses are not rewritten.
+mailbox domains, relay_domains) with transport_maps. Header addresses are rewritten by
+mta.cleanup with AddressRewriter.header_address.
 
 A shared layer, not a service: smtpd applies the envelope rewriting when it receives mail and
 qmgr routes with the resolver. It imports mta.maps, mta.config and mta.util only (an

@@ -10,7 +10,11 @@ sender stays null.
 Recipient: canonicalise, recipient_canonical_maps, canonical_maps, masquerade_domains (only
 with envelope_recipient in masquerade_classes, not by default), then virtual_alias_maps.
 Each map applies only to the classes its *_classes parameter names (envelope_sender,
-envelope_recipient); header addresses are not rewritten.
+envelope_recipient, header_sender, header_recipient).
+Header addresses (header_address(), for mta.cleanup): the canonical maps of the header class,
+then masquerade_domains when masquerade_classes names it; they are not canonicalised (Postfix
+leaves headers of remote clients alone unless remote_header_rewrite_domain is set, which is
+not supported) and never aliased.
 
 Canonical maps (canonical(5)) give one address, looked up again until it maps to itself, at
 most MAX_CANONICAL_NESTING times. virtual_alias_maps (virtual(5)) give a list, each address
@@ -80,6 +84,11 @@ def _classes(settings: Settings, name: str, known: frozenset[str]) -> frozenset[
     return items
 
 
+def _present(*maps: MapList) -> tuple[MapList, ...]:
+    """The map lists that have tables, in order."""
+    return tuple(item for item in maps if item)
+
+
 def _maps_for(settings: Settings, name: str, classes: str, address_class: str) -> MapList:
     """The tables of `name`, or none when its classes parameter leaves out address_class."""
     if address_class not in _classes(settings, classes, ADDRESS_CLASSES):
@@ -101,44 +110,56 @@ class AddressRewriter:
     recipient_delimiter: str
     propagate_canonical: bool
     propagate_virtual: bool
+    header_sender_maps: tuple[MapList, ...] = ()
+    header_recipient_maps: tuple[MapList, ...] = ()
+    header_sender_masquerade: Masquerade | None = None
+    header_recipient_masquerade: Masquerade | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AddressRewriter:
         masquerade = Masquerade.from_settings(settings)
         masquerade_classes = _classes(settings, "masquerade_classes", ADDRESS_CLASSES)
         propagate = _classes(settings, "propagate_unmatched_extensions", EXTENSION_CLASSES)
-        sender_maps = (
-            _maps_for(
-                settings, "sender_canonical_maps", "sender_canonical_classes", "envelope_sender"
-            ),
-            _maps_for(settings, "canonical_maps", "canonical_classes", "envelope_sender"),
-        )
-        recipient_maps = (
-            _maps_for(
-                settings,
-                "recipient_canonical_maps",
-                "recipient_canonical_classes",
-                "envelope_recipient",
-            ),
-            _maps_for(settings, "canonical_maps", "canonical_classes", "envelope_recipient"),
-        )
+
+        def sender_maps(address_class: str) -> tuple[MapList, ...]:
+            return _present(
+                _maps_for(
+                    settings, "sender_canonical_maps", "sender_canonical_classes", address_class
+                ),
+                _maps_for(settings, "canonical_maps", "canonical_classes", address_class),
+            )
+
+        def recipient_maps(address_class: str) -> tuple[MapList, ...]:
+            return _present(
+                _maps_for(
+                    settings,
+                    "recipient_canonical_maps",
+                    "recipient_canonical_classes",
+                    address_class,
+                ),
+                _maps_for(settings, "canonical_maps", "canonical_classes", address_class),
+            )
+
+        def masquerade_for(address_class: str) -> Masquerade | None:
+            return masquerade if masquerade and address_class in masquerade_classes else None
+
         return cls(
             canonicaliser=Canonicaliser.from_settings(settings),
             resolver=Resolver.from_settings(settings),
-            sender_maps=tuple(maps for maps in sender_maps if maps),
-            recipient_maps=tuple(maps for maps in recipient_maps if maps),
-            sender_masquerade=(
-                masquerade if masquerade and "envelope_sender" in masquerade_classes else None
-            ),
-            recipient_masquerade=(
-                masquerade if masquerade and "envelope_recipient" in masquerade_classes else None
-            ),
+            sender_maps=sender_maps("envelope_sender"),
+            recipient_maps=recipient_maps("envelope_recipient"),
+            sender_masquerade=masquerade_for("envelope_sender"),
+            recipient_masquerade=masquerade_for("envelope_recipient"),
             virtual_alias_maps=MapList("virtual_alias_maps", settings.get("virtual_alias_maps")),
             recursion_limit=number(settings, "virtual_alias_recursion_limit", minimum=1),
             expansion_limit=number(settings, "virtual_alias_expansion_limit", minimum=1),
             recipient_delimiter=settings.get("recipient_delimiter"),
             propagate_canonical="canonical" in propagate,
             propagate_virtual="virtual" in propagate,
+            header_sender_maps=sender_maps("header_sender"),
+            header_recipient_maps=recipient_maps("header_recipient"),
+            header_sender_masquerade=masquerade_for("header_sender"),
+            header_recipient_masquerade=masquerade_for("header_recipient"),
         )
 
     @property
@@ -153,6 +174,39 @@ class AddressRewriter:
             or self.resolver.virtual_alias_domains
         )
 
+    @property
+    def changes_headers(self) -> bool:
+        """Whether any map or masquerading is configured for header addresses."""
+        return bool(
+            self.header_sender_maps
+            or self.header_recipient_maps
+            or self.header_sender_masquerade
+            or self.header_recipient_masquerade
+        )
+
+    def header_address(self, address: str, recipient: bool) -> str | TemporaryFailure:
+        """An address of a sender header (recipient False) or a recipient header, rewritten
+        as cleanup rewrites header addresses: canonical maps, then masquerading."""
+        if recipient:
+            maps, masquerade = self.header_recipient_maps, self.header_recipient_masquerade
+        else:
+            maps, masquerade = self.header_sender_maps, self.header_sender_masquerade
+        try:
+            return self._canonical_and_masquerade(address, maps, masquerade)
+        except (TableUnavailable, _LookupProblem) as error:
+            return TemporaryFailure(f"header address {address}: {error}")
+
+    def _canonical_and_masquerade(
+        self, address: str, maps: tuple[MapList, ...], masquerade: Masquerade | None
+    ) -> str:
+        """address through each canonical map list, then masqueraded; raises TableUnavailable
+        or _LookupProblem."""
+        for table in maps:
+            address = self._canonical(table, address)
+        if masquerade is not None:
+            address = masquerade.apply(address)
+        return address
+
     def sender(self, address: str) -> str | TemporaryFailure:
         """The envelope sender as cleanup writes it to the queue file."""
         if not address:
@@ -164,11 +218,9 @@ class AddressRewriter:
         ):
             return address
         try:
-            rewritten = self.canonicaliser.canonicalise(address)
-            for maps in self.sender_maps:
-                rewritten = self._canonical(maps, rewritten)
-            if self.sender_masquerade is not None:
-                rewritten = self.sender_masquerade.apply(rewritten)
+            rewritten = self._canonical_and_masquerade(
+                self.canonicaliser.canonicalise(address), self.sender_maps, self.sender_masquerade
+            )
         except (TableUnavailable, _LookupProblem) as error:
             return TemporaryFailure(f"sender {address}: {error}")
         return rewritten
@@ -184,11 +236,11 @@ class AddressRewriter:
         ):
             return (address,)
         try:
-            rewritten = self.canonicaliser.canonicalise(address)
-            for maps in self.recipient_maps:
-                rewritten = self._canonical(maps, rewritten)
-            if self.recipient_masquerade is not None:
-                rewritten = self.recipient_masquerade.apply(rewritten)
+            rewritten = self._canonical_and_masquerade(
+                self.canonicaliser.canonicalise(address),
+                self.recipient_maps,
+                self.recipient_masquerade,
+            )
             aliased, expansion = self._expand(rewritten)
             if not aliased and self.resolver.is_alias_domain(rewritten.rpartition("@")[2]):
                 return UserUnknown(address)

@@ -100,3 +100,37 @@ def test_clients_outside_mynetworks_may_send_to_virtual_domains(short_tmp: Path)
     assert str(deferring.check_untrusted_recipient("u@elsewhere.example")) == (
         "451 4.3.0 <u@elsewhere.example>: Temporary lookup failure"
     )
+
+
+def test_header_addresses_are_rewritten_in_the_queued_content(
+    start_server: StartServer, short_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = start_server(ALIASES)
+    content = (
+        b'From: "Old, Sender" <old@example.org>\r\n'
+        b"To: undisclosed-recipients:;\r\n"
+        b"Cc: Joe <joe@host.example.org>, other@example.net\r\n"
+        b"Subject: old@example.org\r\n\r\nold@example.org\r\n"
+    )
+    with smtplib.SMTP("127.0.0.1", server.port) as client:
+        client.sendmail("old@example.org", ["root@localhost"], content)
+    [message] = server.messages()
+    assert server.content(message.queue_id).endswith(
+        b'From: "Old, Sender" <new@example.org>\r\n'
+        b"To: undisclosed-recipients:;\r\n"
+        b"Cc: Joe <joe@example.org>, other@example.net\r\n"
+        b"Subject: old@example.org\r\n\r\nold@example.org\r\n"
+    )
+    missing = short_tmp / "nosuchtable"
+    failing = start_server(
+        f"canonical_maps = texthash:{missing}\ncanonical_classes = header_sender\n"
+    )
+    with smtplib.SMTP("127.0.0.1", failing.port) as client, caplog.at_level(logging.INFO):
+        client.mail("a@example.net")
+        client.rcpt("root@localhost")
+        assert client.data(b"From: a@example.net\r\n\r\nbody\r\n") == (
+            451,
+            b"4.3.0 Temporary lookup failure",
+        )
+    assert f"table texthash:{missing}" in caplog.text
+    assert failing.messages() == []
