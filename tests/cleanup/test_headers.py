@@ -48,7 +48,7 @@ GOLDEN = [
 
 
 def rewritten(main_cf: str, headers: bytes, tmp_path: Path) -> bytes:
-    specs = CheckSpecs.from_settings(settings_from_text(main_cf, tmp_path / "main.cf"))
+    specs = CheckSpecs.from_settings(settings_from_text(main_cf, str(tmp_path / "main.cf")))
     assert specs is not None
     inspector = ContentInspector(specs.open())
     content = headers + b"\r\nbody old@example.org\r\n"
@@ -66,7 +66,7 @@ def test_golden(before: bytes, after: bytes, tmp_path: Path) -> None:
 
 
 def test_unchanged_headers_get_no_edit(tmp_path: Path) -> None:
-    specs = CheckSpecs.from_settings(settings_from_text(MAPS, tmp_path / "main.cf"))
+    specs = CheckSpecs.from_settings(settings_from_text(MAPS, str(tmp_path / "main.cf")))
     assert specs is not None
     inspector = ContentInspector(specs.open())
     inspector.feed(b"From: a@example.net\r\nTo: undisclosed-recipients:;\r\n\r\nbody\r\n")
@@ -81,7 +81,7 @@ def test_classes_without_headers_leave_them_alone(tmp_path: Path) -> None:
         "masquerade_domains = example.com\n"
         "masquerade_classes = envelope_sender\n"
     )
-    settings = settings_from_text(main_cf, tmp_path / "main.cf")
+    settings = settings_from_text(main_cf, str(tmp_path / "main.cf"))
     assert HeaderRewriter.from_settings(settings) is None
     assert CheckSpecs.from_settings(settings) is None
 
@@ -99,12 +99,12 @@ def test_sender_and_recipient_classes_are_separate(tmp_path: Path) -> None:
 
 
 def test_nothing_configured_means_no_inspector(tmp_path: Path) -> None:
-    assert CheckSpecs.from_settings(settings_from_text("", tmp_path / "main.cf")) is None
+    assert CheckSpecs.from_settings(settings_from_text("", str(tmp_path / "main.cf"))) is None
 
 
 def test_a_table_that_cannot_answer_is_a_failure(tmp_path: Path) -> None:
     main_cf = f"canonical_maps = texthash:{tmp_path / 'missing'}\n"
-    specs = CheckSpecs.from_settings(settings_from_text(main_cf, tmp_path / "main.cf"))
+    specs = CheckSpecs.from_settings(settings_from_text(main_cf, str(tmp_path / "main.cf")))
     assert specs is not None
     inspector = ContentInspector(specs.open())
     inspector.feed(b"Subject: x\r\nFrom: a@example.net\r\n\r\nbody\r\n")
