@@ -14,6 +14,7 @@ the expect sections from what the code does (then read the diff).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -48,13 +49,13 @@ def case_checks(case: dict[str, str], table_dir: Path) -> ContentChecks:
     header = tables.get("header_checks", ())
     settings = (line.partition("=") for line in case.get("settings", "").splitlines())
     limits = {name.strip(): int(value) for name, _, value in settings if name.strip() in LIMITS}
-    return ContentChecks(
+    checks = ContentChecks(
         header=header,
         mime_header=tables.get("mime_header_checks", header),
         nested_header=tables.get("nested_header_checks", header),
         body=tables.get("body_checks", ()),
-        **limits,
     )
+    return dataclasses.replace(checks, **limits)
 
 
 def describe(inspection: Inspection, content: bytes) -> str:
