@@ -14,7 +14,6 @@ the expect sections from what the code does (then read the diff).
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 
@@ -49,13 +48,18 @@ def case_checks(case: dict[str, str], table_dir: Path) -> ContentChecks:
     header = tables.get("header_checks", ())
     settings = (line.partition("=") for line in case.get("settings", "").splitlines())
     limits = {name.strip(): int(value) for name, _, value in settings if name.strip() in LIMITS}
-    checks = ContentChecks(
+    defaults = ContentChecks()
+    return ContentChecks(
         header=header,
         mime_header=tables.get("mime_header_checks", header),
         nested_header=tables.get("nested_header_checks", header),
         body=tables.get("body_checks", ()),
+        header_size_limit=limits.get("header_size_limit", defaults.header_size_limit),
+        body_checks_size_limit=limits.get(
+            "body_checks_size_limit", defaults.body_checks_size_limit
+        ),
+        mime_nesting_limit=limits.get("mime_nesting_limit", defaults.mime_nesting_limit),
     )
-    return dataclasses.replace(checks, **limits)
 
 
 def describe(inspection: Inspection, content: bytes) -> str:
