@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Set up everything mta needs on a Debian machine with Python 3.11: Debian packages (when
 # root), a virtualenv in .venv, and an editable install that compiles the Cython hotpath.
-# Idempotent; safe to run again. Used by both README commands.
+# `--tests` also installs what the test suite needs (ci/apt-test-packages.txt: Postfix's
+# tools, swaks, pflogsumm, the servers the table tests start). Idempotent; safe to run again.
+# Used by both README commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${MTA_VENV:-.venv}
+package_lists=(ci/apt-packages.txt)
+[ "${1:-}" != "--tests" ] || package_lists+=(ci/apt-test-packages.txt)
 
-# Debian packages the build and the test suite use (one per line in ci/apt-packages.txt).
+# Debian packages, one per line in the lists.
 missing=()
 while read -r package; do
     [ -z "$package" ] || [ "${package#\#}" != "$package" ] && continue
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
-done < ci/apt-packages.txt
+done < <(cat "${package_lists[@]}")
 if ! "$PYTHON" -m venv --help >/dev/null 2>&1 || ! "$PYTHON" -c 'import ensurepip' 2>/dev/null; then
     missing+=(python3-venv)
 fi

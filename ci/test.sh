@@ -4,7 +4,7 @@
 # expected but not built. This is the README's test command and what .ci/run calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash ci/setup.sh
+bash ci/setup.sh --tests
 VENV=${MTA_VENV:-.venv}
 PATH="$PWD/$VENV/bin:$PATH"
 

@@ -2,7 +2,7 @@
 
 Each starts once per test session on a free loopback port, in a private temporary directory,
 and is stopped by the PID the fixture started. A missing server binary fails the tests that
-need it (the CI installs them from ci/apt-packages.txt); it never skips them. PostgreSQL
+need it (the CI installs them from ci/apt-test-packages.txt); it never skips them. PostgreSQL
 refuses to run as root, so initdb and postgres run as the `postgres` user that the Debian
 package creates, on a directory it owns.
 """
@@ -57,7 +57,7 @@ def binary(name: str, *patterns: str) -> str:
         (path for pattern in patterns for path in sorted(glob.glob(pattern))), None
     )
     if found is None:
-        pytest.fail(f"{name} is not installed (see ci/apt-packages.txt)")
+        pytest.fail(f"{name} is not installed (see ci/apt-test-packages.txt)")
     return found
 
 
