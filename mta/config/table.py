@@ -656,6 +656,55 @@ TABLE: tuple[Parameter, ...] = (
         "Failed parallel deliveries after which a destination is suspended.",
         minimum=1,
     ),
+    # -- smtp client: DNS (mta.dns) ---------------------------------------------------------
+    Parameter(
+        "inet_protocols",
+        ValueType.CHOICE,
+        "all",
+        "Address families the SMTP client looks up and connects to.",
+        choices=("all", "ipv4", "ipv6", "ipv4, ipv6", "ipv6, ipv4"),
+    ),
+    Parameter(
+        "smtp_address_preference",
+        ValueType.CHOICE,
+        "any",
+        "Family tried first among a host's addresses; any: random order.",
+        choices=("any", "ipv4", "ipv6"),
+    ),
+    Parameter(
+        "smtp_mx_address_limit",
+        INTEGER,
+        "5",
+        "Most addresses the SMTP client tries for one destination; 0: no limit.",
+    ),
+    Parameter(
+        "smtp_dns_resolver_address",
+        LIST,
+        "",
+        "Name server addresses for MX/A/AAAA lookups; empty: /etc/resolv.conf (mta only).",
+    ),
+    Parameter(
+        "smtp_dns_resolver_port",
+        INTEGER,
+        "53",
+        "Port of smtp_dns_resolver_address (mta only).",
+        minimum=1,
+        maximum=65535,
+    ),
+    Parameter(
+        "smtp_dns_resolver_timeout",
+        TIME,
+        "10s",
+        "Time limit for one DNS lookup, all retries included (mta only).",
+        minimum=1,
+    ),
+    Parameter(
+        "smtp_dns_cache_size",
+        INTEGER,
+        "1000",
+        "DNS answers the SMTP client keeps until their TTL ends; 0: no cache (mta only).",
+        maximum=1000000,
+    ),
     # -- master -----------------------------------------------------------------------------
     Parameter(
         "default_process_limit",
