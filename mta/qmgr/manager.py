@@ -66,6 +66,7 @@ from mta.queue import (
 )
 from mta.util import maillog
 from mta.util.batchthread import BatchThread
+from mta.util.files import replace_file
 from mta.util.trigger import FLUSH_DEFERRED, TriggerReceiver, trigger_path
 
 log = logging.getLogger("mta.qmgr")
@@ -821,10 +822,8 @@ class Qmgr:
         }
         directory = self.settings.data_directory
         path = directory / STATS_NAME
-        temporary = directory / f"{STATS_NAME}.{os.getpid()}.tmp"
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(data) + "\n")
-            os.replace(temporary, path)
+            replace_file(path, json.dumps(data).encode() + b"\n", mode=0o644)
         except OSError as error:
             log.warning("warning: cannot write %s: %s", path, error.strerror)

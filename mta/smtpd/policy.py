@@ -7,9 +7,10 @@ Postfix's permit_mynetworks, reject_unauth_destination do. A local part with sen
 routing (`@`, `%`, `!`) is treated as a relay attempt from such clients, because the
 percent hack or a bang path could turn it into one after rewriting.
 
-Trust: the client address comes from the kernel (getpeername), never from the client. Domains
-are compared case-insensitively without a trailing dot; a list entry ".example.com" matches
-every subdomain of example.com, as in Postfix.
+Trust: the client address comes from the kernel (getpeername), never from the client. The
+domain lists are mta.rewrite's, the very ones the resolver routes by: compared
+case-insensitively without a trailing dot, ".example.com" matching every subdomain, "!"
+negation and type:name tables as in Postfix.
 
 Parameters:
   mynetworks (127.0.0.0/8 [::1]/128)     trusted client networks, CIDR or single addresses,
@@ -17,8 +18,7 @@ Parameters:
   mydestination ($myhostname, localhost.$mydomain, localhost)   domains delivered here
   relay_domains (empty)                  domains this host relays mail for
   myorigin ($myhostname)                 the domain of an address given without one
-  virtual_alias_domains, virtual_mailbox_domains   domains of ours too (tables allowed)
-Lookup tables (type:name) in these lists are not supported yet: they are a ConfigError.
+  virtual_alias_domains, virtual_mailbox_domains   domains of ours too
 
 reject_unlisted_recipient, as far as address rewriting knows it (mta.rewrite): a recipient of
 a virtual alias domain that no alias matches gets `550 5.1.1 <address>: Recipient address
@@ -36,8 +36,7 @@ from dataclasses import dataclass
 
 from mta.config.maincf import ConfigError, Settings
 from mta.maps import TableUnavailable
-from mta.rewrite import DomainList as RewriteDomainList
-from mta.rewrite import Resolver, TemporaryFailure, UserUnknown
+from mta.rewrite import DomainList, Resolver, TemporaryFailure, UserUnknown
 
 log = logging.getLogger("mta.smtpd")
 
@@ -57,15 +56,6 @@ class Rejection:
 
     def __str__(self) -> str:
         return f"{self.code} {self.status} {self.text}"
-
-
-def parse_list(settings: Settings, name: str) -> list[str]:
-    """A comma/space separated list of domains; type:table and /file entries are refused."""
-    entries = [entry for entry in _LIST_SEPARATOR.split(settings.get(name)) if entry]
-    for entry in entries:
-        if ":" in entry or entry.startswith("/"):
-            raise ConfigError(f"{name}: lookup table {entry!r} is not supported yet")
-    return entries
 
 
 def parse_networks(settings: Settings, name: str) -> tuple[IPNetwork, ...]:
@@ -94,54 +84,34 @@ def client_ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | N
     return ip
 
 
-class DomainList:
-    """Domain names with Postfix's ".parent" entries matching every subdomain."""
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        names = [_normalise_domain(entry) for entry in entries]
-        self._exact = frozenset(name for name in names if not name.startswith("."))
-        self._parents = tuple(name for name in names if name.startswith("."))
-
-    def __contains__(self, domain: object) -> bool:
-        if not isinstance(domain, str):
-            return False
-        domain = _normalise_domain(domain)
-        return domain in self._exact or any(domain.endswith(p) for p in self._parents)
-
-
-def _normalise_domain(domain: str) -> str:
-    return domain.lower().rstrip(".")
-
-
 class RelayPolicy:
     """Decides, per recipient, whether a client may hand us mail for it."""
 
     def __init__(
         self,
         mynetworks: Iterable[IPNetwork],
-        mydestination: Iterable[str],
-        relay_domains: Iterable[str],
+        our_domains: Iterable[DomainList],
         myorigin: str,
-        virtual_domains: tuple[RewriteDomainList, ...] = (),
     ) -> None:
         self.mynetworks = tuple(mynetworks)
-        self.local_domains = DomainList(mydestination)
-        self.relay_domains = DomainList(relay_domains)
+        # mydestination, relay_domains, virtual_alias_domains, virtual_mailbox_domains: the
+        # same lists (with .parent, !negation and tables) the resolver routes by.
+        self.our_domains = tuple(domains for domains in our_domains if domains)
         self.myorigin = myorigin
-        # virtual_alias_domains and virtual_mailbox_domains: ours too (tables allowed).
-        self.virtual_domains = tuple(domains for domains in virtual_domains if domains)
 
     @classmethod
     def from_settings(cls, settings: Settings, resolver: Resolver | None = None) -> RelayPolicy:
-        virtual = (
-            (resolver.virtual_alias_domains, resolver.virtual_mailbox_domains) if resolver else ()
-        )
+        if resolver is None:
+            resolver = Resolver.from_settings(settings)
         return cls(
             parse_networks(settings, "mynetworks"),
-            parse_list(settings, "mydestination"),
-            parse_list(settings, "relay_domains"),
+            (
+                resolver.mydestination,
+                resolver.relay_domains,
+                resolver.virtual_alias_domains,
+                resolver.virtual_mailbox_domains,
+            ),
             settings.get("myorigin").strip(),
-            virtual,
         )
 
     def is_trusted_client(self, client_address: str) -> bool:
@@ -163,12 +133,9 @@ class RelayPolicy:
         local_part, at, domain = recipient.rpartition("@")
         if not at:
             local_part, domain = recipient, self.myorigin
-        routed = not SENDER_ROUTING_CHARACTERS.isdisjoint(local_part)
-        if not routed and (domain in self.local_domains or domain in self.relay_domains):
-            return None
-        if not routed and self.virtual_domains:
+        if SENDER_ROUTING_CHARACTERS.isdisjoint(local_part):
             try:
-                if any(domains.matches(domain) for domains in self.virtual_domains):
+                if any(domains.matches(domain) for domains in self.our_domains):
                     return None
             except TableUnavailable as error:
                 log.warning("warning: reject_unauth_destination: %s", error)

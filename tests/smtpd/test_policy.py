@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mta.config.maincf import ConfigError, Settings, load_settings
+from mta.config.maincf import BUILTIN_DEFAULTS, ConfigError, Settings, load_settings
 from mta.smtpd.policy import RelayPolicy
 
 GOLDEN = Path(__file__).with_name("policy_golden.txt")
@@ -60,8 +60,6 @@ def test_default_policy_refuses_relaying_for_strangers() -> None:
     ],
 )
 def test_invalid_policy_setting_names_the_parameter(name: str, value: str) -> None:
-    settings = Settings(
-        {"myorigin": "x", "mynetworks": "", "mydestination": "", "relay_domains": "", name: value}
-    )
+    settings = Settings({**BUILTIN_DEFAULTS, "myorigin": "x", name: value})
     with pytest.raises(ConfigError, match=name):
         RelayPolicy.from_settings(settings)
