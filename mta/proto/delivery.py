@@ -9,7 +9,7 @@ socket: the agent reads the content from the queue itself.
     payload  = kind:u8 request_id:u32 body
     REQUEST  body = arrival_us:u64 active_us:u64 queue_id:str nexthop:str sender:str
                     count:u32 (index:u32 notify:u8 address:str orig_address:str orcpt:str)*
-    RESULT   body = count:u32 (index:u32 outcome:u8 dsn:str relay:str text:str)*
+    RESULT   body = count:u32 (index:u32 outcome:u8 handoff:u8 dsn:str relay:str text:str)*
     GOODBYE  body = (empty); the agent read nothing after the request with this id and will
                     process nothing more on this connection: unanswered requests sent after it
                     were never started and may be sent again elsewhere at once.
@@ -39,7 +39,7 @@ _HEAD = struct.Struct(">BI")
 _REQUEST_HEAD = struct.Struct(">QQ")
 _COUNT = struct.Struct(">I")
 _REQUEST_RECIPIENT = struct.Struct(">IB")
-_RESULT = struct.Struct(">IB")
+_RESULT = struct.Struct(">IBB")
 
 
 class ProtocolError(ValueError):
@@ -62,6 +62,17 @@ class Outcome(enum.IntEnum):
     @property
     def word(self) -> str:
         return self.name.lower()
+
+
+class Handoff(enum.IntEnum):
+    """For a SENT recipient: who owes a NOTIFY=SUCCESS sender the notice (RFC 3461 5.2-5.3)."""
+
+    DELIVERED = 0
+    """Final delivery here (discard, local): we send an "Action: delivered" notice."""
+    RELAYED = 1
+    """Handed to a next hop that did not take the DSN request: we send "Action: relayed"."""
+    DSN_PASSED_ON = 2
+    """The next hop accepted NOTIFY with the recipient: it notifies, we send nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +113,7 @@ class RecipientOutcome:
     dsn: str
     relay: str
     text: str
+    handoff: Handoff = Handoff.DELIVERED
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +164,7 @@ def encode_request(request: DeliveryRequest) -> bytes:
 def encode_result(result: DeliveryResult) -> bytes:
     parts = [_HEAD.pack(FrameKind.RESULT, result.request_id), _COUNT.pack(len(result.outcomes))]
     for outcome in result.outcomes:
-        parts.append(_RESULT.pack(outcome.index, outcome.outcome))
+        parts.append(_RESULT.pack(outcome.index, outcome.outcome, outcome.handoff))
         parts.append(_field(outcome.dsn[:MAX_TEXT_BYTES]))
         parts.append(_field(outcome.relay[:MAX_TEXT_BYTES]))
         parts.append(_field(outcome.text[:MAX_TEXT_BYTES]))
@@ -238,13 +250,17 @@ def decode_frame(payload: bytes, limits: DeliveryLimits = DeliveryLimits()) -> F
     elif kind == FrameKind.RESULT:
         outcomes = []
         for _ in range(reader.count()):
-            index, outcome = reader.unpack(_RESULT)
+            index, outcome, handoff = reader.unpack(_RESULT)
             if outcome not in Outcome._value2member_map_:
                 raise ProtocolError(f"unknown outcome {outcome}")
+            if handoff not in Handoff._value2member_map_:
+                raise ProtocolError(f"unknown handoff {handoff}")
             dsn = reader.text(limits.max_text_bytes)
             relay = reader.text(limits.max_text_bytes)
             text = reader.text(limits.max_text_bytes)
-            outcomes.append(RecipientOutcome(index, Outcome(outcome), dsn, relay, text))
+            outcomes.append(
+                RecipientOutcome(index, Outcome(outcome), dsn, relay, text, Handoff(handoff))
+            )
         frame = DeliveryResult(request_id, tuple(outcomes))
     elif kind == FrameKind.GOODBYE:
         frame = Goodbye(request_id)

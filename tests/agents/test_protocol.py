@@ -12,6 +12,7 @@ from mta.proto.delivery import (
     DeliveryResult,
     FrameDecoder,
     Goodbye,
+    Handoff,
     Outcome,
     ProtocolError,
     RecipientOutcome,
@@ -34,7 +35,13 @@ REQUEST = DeliveryRequest(
         RequestRecipient(3, "\udcff@example.com"),
     ),
 )
-RESULT = DeliveryResult(7, (RecipientOutcome(0, Outcome.SENT, "2.0.0", "none", "ok"),))
+RESULT = DeliveryResult(
+    7,
+    (
+        RecipientOutcome(0, Outcome.SENT, "2.0.0", "none", "ok"),
+        RecipientOutcome(1, Outcome.SENT, "2.0.0", "mx", "ok", Handoff.RELAYED),
+    ),
+)
 
 
 def test_frames_round_trip_even_one_byte_at_a_time() -> None:
@@ -66,9 +73,10 @@ def test_field_length_pointing_past_the_frame_is_refused() -> None:
         b"",
         b"\x09\x00\x00\x00\x01",
         encode_goodbye(Goodbye(1))[4:] + b"x",
-        b"\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x07",
+        b"\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x07\x00",
+        b"\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x09",
     ],
-    ids=["empty", "unknown-kind", "trailing-bytes", "unknown-outcome"],
+    ids=["empty", "unknown-kind", "trailing-bytes", "unknown-outcome", "unknown-handoff"],
 )
 def test_malformed_frames_raise_protocol_error(payload: bytes) -> None:
     with pytest.raises(ProtocolError):
