@@ -705,6 +705,13 @@ TABLE: tuple[Parameter, ...] = (
         "DNS answers the SMTP client keeps until their TTL ends; 0: no cache (mta only).",
         maximum=1000000,
     ),
+    Parameter(
+        "smtp_dns_support_level",
+        ValueType.CHOICE,
+        "",
+        "SMTP client DNS: disabled (no MX, native lookups), enabled (empty), dnssec (AD bit).",
+        choices=("", "disabled", "enabled", "dnssec"),
+    ),
     # -- master -----------------------------------------------------------------------------
     Parameter(
         "default_process_limit",

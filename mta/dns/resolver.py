@@ -24,25 +24,37 @@ found), as is a domain with neither MX nor address records, or MX hosts that do 
 (5.4.4); SERVFAIL, REFUSED, timeouts and other resolver errors are temporary (4.4.3), and so is
 a mix of missing and unreachable MX hosts.
 
+DNSSEC (smtp_dns_support_level = dnssec, as in Postfix): queries carry the DO and AD bits and
+each answer remembers whether the configured resolver set AD in its reply, i.e. validated it.
+The resolver is trusted as Postfix trusts it: it must be a validating resolver on a trusted
+path (loopback). A Destination is `secure` when the MX RRset (or, for an implicit MX, its
+secure denial) and every address RRset of the host were validated; DANE (mta.smtp.dane) is
+only used for secure destinations. At any other level no DNSSEC is asked for and `secure` is
+always False. `disabled` skips DNS: no MX lookups, and addresses from the system's native
+lookup (getaddrinfo: /etc/hosts, then whatever nsswitch says), not cached here.
+
 Answers are cached for their TTL (negative answers for the SOA's negative TTL when the server
 sends one); at most smtp_dns_cache_size entries, the least recently used leaving first;
 temporary failures are never cached. The clock is injectable for tests.
 
 Parameters (defaults in mta.config.table): smtp_dns_resolver_address (empty: the system's
 /etc/resolv.conf), smtp_dns_resolver_port, smtp_dns_resolver_timeout, smtp_dns_cache_size,
-inet_protocols, smtp_address_preference, smtp_mx_address_limit.
+smtp_dns_support_level, inet_protocols, smtp_address_preference, smtp_mx_address_limit.
 """
 
 from __future__ import annotations
 
 import random
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import dns.exception
+import dns.flags
+import dns.message
 import dns.name
 import dns.rdatatype
 import dns.resolver
@@ -55,22 +67,40 @@ from mta.dns.nexthop import SMTP_PORT, address_or_none, parse_nexthop
 MAX_MX_RECORDS = 100  # more MX records than any real domain publishes; the rest are ignored
 MAX_CACHE_TTL = 86400  # a day, whatever the zone says
 IMPLICIT_MX_PREFERENCE = 0
+EDNS_PAYLOAD = 1232  # the DNS flag day 2020 UDP size: signed answers fit without fragments
+
+SupportLevel = Literal["disabled", "enabled", "dnssec"]
+SUPPORT_LEVELS: dict[str, SupportLevel] = {
+    "": "enabled",  # Postfix: empty means disable_dns_lookups decides; mta has no such knob
+    "disabled": "disabled",
+    "enabled": "enabled",
+    "dnssec": "dnssec",
+}
 
 Family = Literal["ipv4", "ipv6"]
 _RDTYPE: dict[Family, dns.rdatatype.RdataType] = {
     "ipv4": dns.rdatatype.A,
     "ipv6": dns.rdatatype.AAAA,
 }
+_SOCKET_FAMILY: dict[Family, socket.AddressFamily] = {
+    "ipv4": socket.AF_INET,
+    "ipv6": socket.AF_INET6,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Destination:
-    """One host to try: its MX preference, name and addresses, and the port to connect to."""
+    """One host to try: its MX preference, name and addresses, and the port to connect to.
+
+    secure: the MX lookup (when there was one) and the host's address lookups were all
+    validated by the configured DNSSEC resolver (smtp_dns_support_level = dnssec only).
+    """
 
     preference: int
     host: str
     addresses: tuple[str, ...]
     port: int = SMTP_PORT
+    secure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,16 +118,25 @@ class DnsFailure:
 Resolution = tuple[Destination, ...] | DnsFailure
 
 
-class _TemporaryError(Exception):
-    """A lookup that may succeed later: SERVFAIL, REFUSED, timeout, no usable name server."""
+class DnsTemporaryError(Exception):
+    """A lookup that may succeed later: SERVFAIL, REFUSED, timeout, no usable name server.
+
+    A validating resolver answers SERVFAIL for a bogus (badly signed) RRset, so that too.
+    """
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
-    """A cacheable answer: records as text, or none (nxdomain: the name does not exist)."""
+class Answer:
+    """A cacheable answer: records as text, or none (nxdomain: the name does not exist).
+
+    secure: the resolver set the AD bit (asked for only at smtp_dns_support_level = dnssec).
+    canonical: the name the records belong to after CNAMEs, when that is not the name asked.
+    """
 
     records: tuple[str, ...]
     nxdomain: bool = False
+    secure: bool = False
+    canonical: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +151,13 @@ class AnswerCache:
     def __init__(self, size: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
         self.clock = clock
-        self._entries: OrderedDict[tuple[str, int], tuple[float, _Answer]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, int], tuple[float, Answer]] = OrderedDict()
         self.hits = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: tuple[str, int]) -> _Answer | None:
+    def get(self, key: tuple[str, int]) -> Answer | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -130,7 +169,7 @@ class AnswerCache:
         self.hits += 1
         return answer
 
-    def put(self, key: tuple[str, int], answer: _Answer, ttl: int) -> None:
+    def put(self, key: tuple[str, int], answer: Answer, ttl: int) -> None:
         if self.size <= 0 or ttl <= 0:
             return
         self._entries[key] = (self.clock() + min(ttl, MAX_CACHE_TTL), answer)
@@ -147,6 +186,10 @@ def _negative_ttl(response: dns.message.Message | None) -> int:
         if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
             return int(min(rrset.ttl, rrset[0].minimum))
     return 0
+
+
+def _authenticated(response: dns.message.Message | None) -> bool:
+    return response is not None and bool(response.flags & dns.flags.AD)
 
 
 def _families(inet_protocols: str, preference: str) -> tuple[Family, ...]:
@@ -180,6 +223,7 @@ class NextHopResolver:
         address_limit: int = 5,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        support_level: str = "enabled",
     ) -> None:
         if nameservers:
             for address in nameservers:
@@ -195,6 +239,15 @@ class NextHopResolver:
         self._resolver.timeout = timeout
         self._resolver.lifetime = timeout
         self._resolver.retry_servfail = False
+        level = SUPPORT_LEVELS.get(support_level.strip())
+        if level is None:
+            raise ConfigError(f"smtp_dns_support_level = {support_level}: unknown")
+        self.support_level: SupportLevel = level
+        if level == "dnssec":
+            # DO asks for DNSSEC records, which a validating resolver needs to tell us about
+            # validation at all; AD in a query asks for the AD bit in the reply (RFC 6840 5.7)
+            self._resolver.use_edns(0, dns.flags.DO, EDNS_PAYLOAD)
+            self._resolver.flags = dns.flags.RD | dns.flags.AD
         if address_preference not in ("any", "ipv4", "ipv6"):
             raise ConfigError(f"smtp_address_preference = {address_preference}: unknown")
         self.families = _families(inet_protocols, address_preference)
@@ -215,12 +268,22 @@ class NextHopResolver:
             address_preference=settings.get("smtp_address_preference").strip(),
             address_limit=number(settings, "smtp_mx_address_limit"),
             rng=rng,
+            support_level=settings.get("smtp_dns_support_level"),
         )
+
+    @property
+    def dnssec(self) -> bool:
+        """True when answers are asked to be validated (smtp_dns_support_level = dnssec)."""
+        return self.support_level == "dnssec"
 
     # -- lookups ---------------------------------------------------------------------------
 
-    def _lookup(self, name: str, rdtype: dns.rdatatype.RdataType) -> _Answer:
-        """Records of one type for a name, from the cache or a name server."""
+    def lookup(self, name: str, rdtype: dns.rdatatype.RdataType) -> Answer:
+        """Records of one type for a name, from the cache or a name server.
+
+        Raises DnsTemporaryError for a failure that may pass, dns.exception.DNSException
+        (permanent) for a name that cannot be sent at all.
+        """
         key = (name, int(rdtype))
         cached = self.cache.get(key)
         if cached is not None:
@@ -230,23 +293,30 @@ class NextHopResolver:
         try:
             answer = self._resolver.resolve(qname, rdtype, search=False, raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN as error:
-            result = _Answer((), nxdomain=True)
             responses = list(error.responses().values())  # type: ignore[no-untyped-call]
-            self.cache.put(key, result, _negative_ttl(responses[0] if responses else None))
+            response = responses[0] if responses else None
+            result = Answer((), nxdomain=True, secure=self.dnssec and _authenticated(response))
+            self.cache.put(key, result, _negative_ttl(response))
             return result
         except dns.exception.DNSException as error:
-            raise _TemporaryError(str(error) or type(error).__name__) from None
+            raise DnsTemporaryError(str(error) or type(error).__name__) from None
+        secure = self.dnssec and _authenticated(answer.response)
+        canonical = answer.canonical_name.to_text(omit_final_dot=True).lower()
+        canonical = "" if canonical == name.rstrip(".").lower() else canonical
         if answer.rrset is None:
-            result = _Answer(())
+            result = Answer((), secure=secure, canonical=canonical)
             self.cache.put(key, result, _negative_ttl(answer.response))
             return result
-        result = _Answer(tuple(rdata.to_text() for rdata in answer.rrset))
+        result = Answer(
+            tuple(rdata.to_text() for rdata in answer.rrset), secure=secure, canonical=canonical
+        )
         self.cache.put(key, result, answer.rrset.ttl)
         return result
 
-    def _mx_records(self, domain: str) -> tuple[_Mx, ...] | None:
-        """MX records sorted by preference, equals shuffled; None if the name does not exist."""
-        answer = self._lookup(domain, dns.rdatatype.MX)
+    def _mx_records(self, domain: str) -> tuple[tuple[_Mx, ...], bool] | None:
+        """MX records sorted by preference, equals shuffled, and whether the answer was
+        validated; None if the name does not exist."""
+        answer = self.lookup(domain, dns.rdatatype.MX)
         if answer.nxdomain:
             return None
         by_preference: dict[int, list[str]] = {}
@@ -261,29 +331,81 @@ class NextHopResolver:
             hosts = sorted(by_preference[preference])
             self.rng.shuffle(hosts)
             records += [_Mx(preference, host) for host in hosts]
-        return tuple(records)
+        return tuple(records), answer.secure
 
     def addresses(self, host: str) -> tuple[str, ...] | None:
         """A host's addresses in the order to try; None if it does not exist.
 
-        Raises _TemporaryError when no family answered and one failed for now.
+        Raises DnsTemporaryError when no family answered and one failed for now.
         """
+        found = self._host_addresses(host)
+        return None if found is None else found[0]
+
+    def _host_addresses(self, host: str) -> tuple[tuple[str, ...], bool] | None:
+        """addresses() and whether every address answer used was validated."""
+        if self.support_level == "disabled":
+            return self._native_addresses(host)
         found: list[str] = []
         exists = False
-        failure: _TemporaryError | None = None
+        secure = True
+        failure: DnsTemporaryError | None = None
         for family in self.families:
             try:
-                answer = self._lookup(host, _RDTYPE[family])
-            except _TemporaryError as error:
+                answer = self.lookup(host, _RDTYPE[family])
+            except DnsTemporaryError as error:
                 failure = error
                 continue
             exists = exists or not answer.nxdomain
+            secure = secure and answer.secure
             found += [address for address in answer.records if address not in found]
         if not found and failure is not None:
             raise failure
         if self.shuffle_families:
             self.rng.shuffle(found)
-        return tuple(found) if exists else None
+        return (tuple(found), secure and self.dnssec) if exists else None
+
+    def _native_addresses(self, host: str) -> tuple[tuple[str, ...], bool] | None:
+        """smtp_dns_support_level = disabled: the system's own lookup, never secure."""
+        found: list[str] = []
+        for family in self.families:
+            try:
+                infos = socket.getaddrinfo(host, None, _SOCKET_FAMILY[family], socket.SOCK_STREAM)
+            except socket.gaierror as error:
+                if error.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)):
+                    continue
+                raise DnsTemporaryError(f"native lookup: {error.strerror}") from None
+            except (UnicodeError, ValueError):  # a name the system refuses: no such host
+                return None
+            for info in infos:
+                address = str(info[4][0])
+                if address not in found:
+                    found.append(address)
+        if not found:
+            return None
+        if self.shuffle_families:
+            self.rng.shuffle(found)
+        return tuple(found), False
+
+    def host_alias(self, host: str) -> tuple[str, bool]:
+        """The name a host's address records belong to after CNAMEs, and whether that
+        expansion was validated: (host, secure) when there is no CNAME (RFC 7672 2.2.3).
+
+        Uses the cached address answers when there are any. Raises DnsTemporaryError when
+        every family failed for now.
+        """
+        failure: DnsTemporaryError | None = None
+        for family in self.families:
+            try:
+                answer = self.lookup(host, _RDTYPE[family])
+            except DnsTemporaryError as error:
+                failure = error
+                continue
+            if answer.nxdomain or not answer.records:
+                continue
+            return answer.canonical or host, answer.secure
+        if failure is not None:
+            raise failure
+        return host, False
 
     # -- the next hop ----------------------------------------------------------------------
 
@@ -296,43 +418,55 @@ class NextHopResolver:
         if parsed.is_address:
             return (Destination(IMPLICIT_MX_PREFERENCE, parsed.host, (parsed.host,), parsed.port),)
         try:
-            if parsed.mx_lookup:
+            if parsed.mx_lookup and self.support_level != "disabled":
                 return self._resolve_mx(parsed.host, parsed.port)
             return self._resolve_host(parsed.host, parsed.port)
-        except _TemporaryError as error:
+        except DnsTemporaryError as error:
             return DnsFailure(
                 "4.4.3", f"Host or domain name lookup failed for {parsed.host}: {error}"
             )
         except dns.exception.DNSException as error:  # a name dnspython refuses: too long, ...
             return DnsFailure("5.1.2", f"Bad host or domain name {parsed.host}: {error}")
 
-    def _resolve_host(self, host: str, port: int, preference: int = 0) -> Resolution:
-        addresses = self.addresses(host)
-        if addresses is None:
+    def _resolve_host(
+        self, host: str, port: int, preference: int = 0, mx_secure: bool = True
+    ) -> Resolution:
+        found = self._host_addresses(host)
+        if found is None:
             return DnsFailure("5.1.2", f"Host or domain name not found: {host}")
+        addresses, secure = found
         if not addresses:
             return DnsFailure("5.4.4", f"No address records for {host}")
-        return self._limited((Destination(preference, host, addresses, port),))
+        return self._limited(
+            (Destination(preference, host, addresses, port, secure and mx_secure),)
+        )
 
     def _resolve_mx(self, domain: str, port: int) -> Resolution:
-        records = self._mx_records(domain)
-        if records is None:
+        found = self._mx_records(domain)
+        if found is None:
             return DnsFailure("5.1.2", f"Host or domain name not found: {domain}")
+        records, mx_secure = found
         if len(records) == 1 and records[0].host == ".":
             return DnsFailure("5.1.10", "Recipient address has null MX")
         records = tuple(record for record in records if record.host != ".")
         if not records:  # no MX: the domain itself is the implicit MX (RFC 5321 5.1)
-            return self._resolve_host(domain, port, IMPLICIT_MX_PREFERENCE)
+            # secure only if the absence of MX records was itself validated (RFC 7672 2.2.1)
+            return self._resolve_host(domain, port, IMPLICIT_MX_PREFERENCE, mx_secure)
         destinations: list[Destination] = []
-        temporary: _TemporaryError | None = None
+        temporary: DnsTemporaryError | None = None
         for record in records:
             try:
-                addresses = self.addresses(record.host)
-            except _TemporaryError as error:
+                host_found = self._host_addresses(record.host)
+            except DnsTemporaryError as error:
                 temporary = error
                 continue
-            if addresses:
-                destinations.append(Destination(record.preference, record.host, addresses, port))
+            if host_found is not None and host_found[0]:
+                addresses, secure = host_found
+                destinations.append(
+                    Destination(
+                        record.preference, record.host, addresses, port, secure and mx_secure
+                    )
+                )
         if destinations:
             return self._limited(tuple(destinations))
         if temporary is not None:
@@ -350,7 +484,5 @@ class NextHopResolver:
                 break
             addresses = destination.addresses[:left]
             left -= len(addresses)
-            kept.append(
-                Destination(destination.preference, destination.host, addresses, destination.port)
-            )
+            kept.append(replace(destination, addresses=addresses))
         return tuple(kept)

@@ -7,6 +7,7 @@ import random
 import pytest
 from support.dnsmasq import LOCAL_TTL, Dnsmasq, free_port
 
+from mta.config.errors import ConfigError
 from mta.config.maincf import BUILTIN_DEFAULTS, Settings
 from mta.dns.resolver import Destination, DnsFailure, NextHopResolver
 
@@ -183,3 +184,26 @@ def test_from_settings(dnsmasq: Dnsmasq) -> None:
     configured = NextHopResolver.from_settings(Settings(parameters), rng=random.Random(3))
     result = configured.resolve("plain.test")
     assert result == (Destination(0, "plain.test", ("127.0.0.20",), 25),)
+
+
+def test_dns_support_level_disabled_uses_native_lookups_and_no_mx(dnsmasq: Dnsmasq) -> None:
+    native = resolver(dnsmasq, support_level="disabled", inet_protocols="ipv4")
+    # mx.test has MX records in DNS, but disabled means no DNS at all: the system's lookup
+    # (/etc/hosts) knows neither mx.test nor its MX hosts
+    assert native.resolve("mx.test") == DnsFailure(
+        "5.1.2", "Host or domain name not found: mx.test"
+    )
+    assert native.resolve("localhost:2525") == (Destination(0, "localhost", ("127.0.0.1",), 2525),)
+    assert native.queries == 0 and len(native.cache) == 0
+
+
+def test_an_unknown_dns_support_level_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="smtp_dns_support_level"):
+        NextHopResolver(["127.0.0.1"], 53, support_level="paranoid")
+
+
+def test_a_resolver_that_does_not_validate_gives_no_secure_destination(dnsmasq: Dnsmasq) -> None:
+    # dnsmasq here does no DNSSEC: asked with DO and AD, it answers without AD
+    result = resolver(dnsmasq, support_level="dnssec").resolve("mx.test")
+    assert isinstance(result, tuple) and len(result) == 3
+    assert not any(destination.secure for destination in result)
