@@ -614,6 +614,56 @@ TABLE: tuple[Parameter, ...] = (
         "Age after which an undeliverable bounce is discarded.",
         unit="d",
     ),
+    # -- delivery status notifications (mta.bounce) ------------------------------------------
+    Parameter(
+        "bounce_size_limit",
+        SIZE,
+        "50000",
+        "Largest original returned whole in a notice (RET=FULL); past it, headers only.",
+    ),
+    Parameter(
+        "delay_warning_time",
+        TIME,
+        "0h",
+        "Age of deferred mail at which the sender is warned once; 0: no warnings.",
+        unit="h",
+    ),
+    Parameter(
+        "notify_classes",
+        LIST,
+        "resource, software",
+        "Problems reported to the postmaster: bounce, 2bounce, delay, resource, software, ...",
+    ),
+    Parameter(
+        "bounce_notice_recipient",
+        LINE,
+        "postmaster",
+        "Recipient of the postmaster copies of bounces (notify_classes bounce).",
+    ),
+    Parameter(
+        "2bounce_notice_recipient",
+        LINE,
+        "postmaster",
+        "Recipient of undeliverable bounces (notify_classes 2bounce or bounce).",
+    ),
+    Parameter(
+        "delay_notice_recipient",
+        LINE,
+        "postmaster",
+        "Recipient of the postmaster copies of delay warnings (notify_classes delay).",
+    ),
+    Parameter(
+        "error_notice_recipient",
+        LINE,
+        "postmaster",
+        "Recipient of resource and software problem notices (notify_classes).",
+    ),
+    Parameter(
+        "double_bounce_sender",
+        LINE,
+        "double-bounce",
+        "Sender of postmaster notices; such mail that fails is discarded, never returned.",
+    ),
     Parameter(
         "transport_retry_time",
         TIME,

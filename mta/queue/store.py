@@ -62,6 +62,7 @@ from mta.queue.message import (
     RecipientResult,
     RecipientState,
     RecipientStatus,
+    check_length,
     decode_text,
     encode_text,
     from_micros,
@@ -700,6 +701,38 @@ class QueueTransaction:
             encode_text(update.reason)[:reason_limit],
         )
         self._txn.put(rcpt_key, record, db=self._db.rcpt)
+
+    def set_extra(self, queue_id: str, name: str, value: str) -> bool:
+        """Add or replace one envelope extra of a queued message (qmgr's "delay warning sent"
+        mark); False if the message is not queued or its envelope does not decode. Both are
+        bounded by the extra name and value limits (MessageLimitError past them)."""
+        limits = self._queue.settings.limits
+        name_bytes = check_length("extra name", encode_text(name), limits.max_extra_name_bytes)
+        value_bytes = check_length(
+            f"extra {name}", encode_text(value), limits.max_extra_value_bytes
+        )
+        key = _id_key(queue_id)
+        stored = self._txn.get(key, db=self._db.msg)
+        if stored is None:
+            return False
+        try:
+            arrival, size, count, flags, body, ret, sender, envid, extras = decode_envelope(stored)
+            kept = [(n, v) for n, v in extras if n != name_bytes]
+            record = encode_envelope(
+                arrival,
+                size,
+                count,
+                flags,
+                body,
+                ret,
+                sender,
+                envid,
+                [*kept, (name_bytes, value_bytes)],
+            )
+        except RecordError:
+            return False
+        self._txn.put(key, record, db=self._db.msg)
+        return True
 
     def delete(self, queue_ids: Iterable[str]) -> list[str]:
         """Delete messages (envelope, content, recipients, indexes); return the ids deleted."""

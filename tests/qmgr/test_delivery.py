@@ -70,7 +70,10 @@ def test_bounce_content_is_a_delivery_status_report(make_instance: MakeInstance)
     assert "Content-Type: message/delivery-status" in content
     assert "Final-Recipient: rfc822; bob@remote.test" in content
     assert "Action: failed\r\nStatus: 5.0.0\r\nDiagnostic-Code: X-mta; no such domain" in content
-    assert "Content-Type: text/rfc822-headers\r\n\r\nSubject: test\r\n" in content
+    assert (
+        "Content-Type: text/rfc822-headers\r\n\r\n"
+        "Return-Path: <alice@client.test>\r\nSubject: test\r\n"
+    ) in content
     assert notice.sender == ""
     assert notice.recipients[0].address == "alice@client.test"
 
