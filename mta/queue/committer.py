@@ -7,12 +7,17 @@ transaction is durable (LMDB's commit fsyncs before it returns). One fsync thus 
 messages, and no acknowledged message can be lost by a crash.
 
 The transactions run in one dedicated commit thread (mta.util.batchthread), so the event loop
-keeps serving sessions while LMDB writes and fsyncs (py-lmdb releases the GIL there), and
-every write transaction of this process begins and ends in that same thread, as LMDB
-requires. The thread takes whatever
+keeps serving sessions while LMDB writes and fsyncs (py-lmdb releases the GIL there); each
+write transaction begins and ends in one thread, as LMDB requires. The thread takes whatever
 is pending when it is free and hands a whole batch's outcomes back to the loop with one
 call_soon_threadsafe: one loop wake-up per commit, not one executor future per message.
 Several processes may commit to one environment at once; LMDB serialises their writers.
+
+A lone producer (smtpd passes `inline=True` when its session is the worker's only one) gets
+its commit in the calling thread when no other commit is waiting or in flight: with nobody to
+share the fsync with, the hand-off to the commit thread and back (~150 µs of wake-ups and
+GIL hand-overs) was a sixth of a message's time at one session (docs/performance.md). It
+blocks the loop for one commit, which only that session was waiting for.
 
 Limits: max_batch messages per transaction, max_waiting messages waiting for their commit
 (queued or in the commit in flight); past max_waiting, submit fails at once with
@@ -61,8 +66,10 @@ class Committer:
         self.commits = 0
         """Transactions committed so far (for tests, statistics and the benchmark)."""
 
-    async def submit(self, message: Message) -> str:
+    async def submit(self, message: Message, *, inline: bool = False) -> str:
         """Queue one message; return its queue id once the message is durable.
+
+        With inline, and no other submission unresolved, the commit runs in this thread.
 
         Raises MessageLimitError if the message is over a limit, QueueFullError when the
         queue is full (smtpd answers 452 4.3.1), QueueError for other failures. If the caller
@@ -74,6 +81,11 @@ class Committer:
         if self._unresolved >= self._max_waiting:
             raise QueueFullError(f"{self._max_waiting} messages already waiting for a commit")
         prepared = self._queue.prepare(message)
+        if inline and self._unresolved == 0:
+            (outcome,) = self._commit_safely([prepared])
+            if isinstance(outcome, QueueError):
+                raise outcome
+            return outcome
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._unresolved += 1
         self._thread.put((prepared, future))
@@ -85,9 +97,13 @@ class Committer:
         await self._thread.close()
 
     def _run_batch(self, batch: list[Submission]) -> list[CommitOutcome]:
-        """In the commit thread: commit one batch; a failure fails this batch only."""
+        """In the commit thread: commit one batch."""
+        return self._commit_safely([prepared for prepared, _ in batch])
+
+    def _commit_safely(self, batch: Sequence[PreparedMessage]) -> list[CommitOutcome]:
+        """Commit one batch; a failure, even a bug, fails this batch only."""
         try:
-            return self._commit([prepared for prepared, _ in batch])
+            return self._commit(batch)
         except Exception as error:  # a bug or an LMDB failure
             failure = error if isinstance(error, QueueError) else QueueError(str(error))
             return [failure] * len(batch)
@@ -104,7 +120,7 @@ class Committer:
                 future.set_result(outcome)
 
     def _commit(self, batch: Sequence[PreparedMessage]) -> list[CommitOutcome]:
-        """In the commit thread: one transaction for the batch, or one each if it is too big.
+        """One transaction for the batch, or one each if it is too big.
 
         When the whole batch does not fit under queue_max_size, the messages that do fit
         should still get in, so each is retried in a transaction of its own.

@@ -498,7 +498,9 @@ class SmtpSession(asyncio.Protocol):
     async def _commit(self, message: Message, inspection: Inspection | None = None) -> None:
         command = "bdat" if self._bdat else "data"
         try:
-            queue_id = await self._service.committer.submit(message)
+            queue_id = await self._service.committer.submit(
+                message, inline=len(self._service.sessions) == 1
+            )
         except QueueError as error:
             log.warning("warning: %s: queue: %s", self.client, error)
             code, status, text = error.reply.split(" ", 2)

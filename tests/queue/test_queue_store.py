@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -328,6 +329,40 @@ def test_committer_batches_concurrent_producers(
     assert [mail_queue.content(queue_id) for queue_id in ids] == [
         make(n).content for n in range(200)
     ]
+
+
+def test_a_lone_inline_submission_commits_in_the_calling_thread(
+    mail_queue: MailQueue, make: Callable[..., Message]
+) -> None:
+    async def run() -> tuple[str, bool]:
+        committer = Committer(mail_queue)
+        queue_id = await committer.submit(make(1), inline=True)
+        commit_thread_started = any(t.name == "mta-commit" for t in threading.enumerate())
+        await committer.close()
+        return queue_id, commit_thread_started
+
+    queue_id, commit_thread_started = asyncio.run(run())
+    assert mail_queue.content(queue_id) == make(1).content
+    assert not commit_thread_started
+
+
+def test_an_inline_submission_joins_the_commit_thread_when_another_is_waiting(
+    mail_queue: MailQueue, make: Callable[..., Message]
+) -> None:
+    async def run() -> tuple[list[str], int, bool]:
+        committer = Committer(mail_queue)
+        first = asyncio.ensure_future(committer.submit(make(1)))
+        await asyncio.sleep(0)  # the first is now unresolved, waiting for the commit thread
+        second = await committer.submit(make(2), inline=True)
+        used_thread = any(t.name == "mta-commit" for t in threading.enumerate())
+        ids = [await first, second]
+        await committer.close()
+        return ids, committer.commits, used_thread
+
+    ids, commits, used_thread = asyncio.run(run())
+    assert used_thread
+    assert commits <= 2
+    assert [mail_queue.content(queue_id) for queue_id in ids] == [make(1).content, make(2).content]
 
 
 def test_committer_keeps_the_loop_free_during_a_commit(
