@@ -322,10 +322,18 @@ class MailQueue:
         """Move up to limit deferred messages due at or before now to active, earliest first."""
         return self.transaction(lambda txn: txn.take_due(now, limit))
 
-    def read_intake(self, limit: int, held: Container[str], due_before: float | None) -> Intake:
+    def read_intake(
+        self,
+        limit: int,
+        held: Container[str],
+        due_before: float | None,
+        due_first: int | None = None,
+    ) -> Intake:
         """qmgr's intake without a write: up to limit messages from one read snapshot, first
-        deferred ones due at or before due_before (None: no deferred mail), earliest first,
-        then incoming, oldest first, skipping the ids in held.
+        up to due_first (None: limit) deferred ones due at or before due_before (None: no
+        deferred mail), earliest first, then incoming, oldest first, then more due deferred
+        ones if incoming left room, skipping the ids in held. due_first is qmgr's fair share
+        of deferred mail, so that a backlog of it cannot crowd new mail out.
 
         Nothing moves: they stay where they are until qmgr records their results or marks
         them active (QueueTransaction.move) in a later write. held is the caller's set of ids
@@ -335,15 +343,21 @@ class MailQueue:
         corrupt: list[tuple[bytes, str]] = []
         due: list[QueuedMessage] = []
         incoming: list[QueuedMessage] = []
+        first = limit if due_first is None else min(due_first, limit)
         with self._begin(write=False) as txn:
+            due_keys: Iterator[bytes] = iter(())
             if due_before is not None:
                 due_keys = _due_keys(txn.cursor(db=self._db.next_try), to_micros(due_before))
-                self._read_unheld(txn, QueueName.DEFERRED, due_keys, held, limit, due, corrupt)
+                self._read_unheld(txn, QueueName.DEFERRED, due_keys, held, first, due, corrupt)
             incoming_cursor = txn.cursor(db=self._db.queues[QueueName.INCOMING])
             incoming_keys = (bytes(key) for key in incoming_cursor.iternext(values=False))
             self._read_unheld(
                 txn, QueueName.INCOMING, incoming_keys, held, limit - len(due), incoming, corrupt
             )
+            if len(due) == first:  # the share was used up: there may be more
+                self._read_unheld(
+                    txn, QueueName.DEFERRED, due_keys, held, limit - len(incoming), due, corrupt
+                )
         self._quarantine(corrupt)
         return Intake(due, incoming)
 
@@ -357,8 +371,9 @@ class MailQueue:
         into: list[QueuedMessage],
         corrupt: list[tuple[bytes, str]],
     ) -> None:
-        """Read up to limit messages of keys that are in queue and not held into `into`."""
-        if limit <= 0:
+        """Read messages of keys that are in queue and not held into `into` until it holds
+        limit."""
+        if len(into) >= limit:
             return
         table = self._db.queues[queue]
         for key in keys:
