@@ -567,6 +567,13 @@ TABLE: tuple[Parameter, ...] = (
         minimum=1,
     ),
     Parameter(
+        "qmgr_message_recipient_limit",
+        INTEGER,
+        "20000",
+        "Most recipients of active messages in qmgr's memory; more mail waits in its queue.",
+        minimum=1,
+    ),
+    Parameter(
         "qmgr_intake_batch_limit",
         INTEGER,
         "500",
@@ -703,8 +710,19 @@ TABLE: tuple[Parameter, ...] = (
         "default_destination_concurrency_failed_cohort_limit",
         INTEGER,
         "1",
-        "Failed parallel deliveries after which a destination is suspended.",
-        minimum=1,
+        "Failed pseudo-cohorts (windows of deliveries) before a destination is dead; 0: never.",
+    ),
+    Parameter(
+        "default_destination_rate_delay",
+        TIME,
+        "0s",
+        "Pause between deliveries to one destination, then one at a time; 0s: no pause.",
+    ),
+    Parameter(
+        "default_transport_rate_delay",
+        TIME,
+        "0s",
+        "Pause between deliveries over one transport, then one at a time; 0s: no pause.",
     ),
     # -- smtp client: DNS (mta.dns) ---------------------------------------------------------
     Parameter(
@@ -793,9 +811,20 @@ TABLE: tuple[Parameter, ...] = (
 
 PARAMETERS: Mapping[str, Parameter] = {parameter.name: parameter for parameter in TABLE}
 
-# Suffixes of per-transport parameters: smtp_destination_concurrency_limit falls back to
-# default_destination_concurrency_limit, as in Postfix; qmgr reads them for each transport.
-PER_TRANSPORT_SUFFIXES = ("destination_concurrency_limit", "destination_recipient_limit")
+# Suffixes of per-transport parameters and the parameter each falls back to, as in Postfix:
+# smtp_destination_concurrency_limit defaults to $default_destination_concurrency_limit,
+# smtp_initial_destination_concurrency to $initial_destination_concurrency. qmgr reads them
+# for each transport.
+PER_TRANSPORT_DEFAULTS: Mapping[str, str] = {
+    "destination_concurrency_limit": "default_destination_concurrency_limit",
+    "destination_recipient_limit": "default_destination_recipient_limit",
+    "initial_destination_concurrency": "initial_destination_concurrency",
+    "destination_concurrency_failed_cohort_limit": (
+        "default_destination_concurrency_failed_cohort_limit"
+    ),
+    "destination_rate_delay": "default_destination_rate_delay",
+    "transport_rate_delay": "default_transport_rate_delay",
+}
 
 
 def lookup(name: str) -> Parameter | None:
@@ -803,10 +832,10 @@ def lookup(name: str) -> Parameter | None:
     parameter = PARAMETERS.get(name)
     if parameter is not None:
         return parameter
-    for suffix in PER_TRANSPORT_SUFFIXES:
+    for suffix, general_name in PER_TRANSPORT_DEFAULTS.items():
         transport = name.removesuffix(f"_{suffix}")
         if transport != name and transport:
-            general = PARAMETERS[f"default_{suffix}"]
+            general = PARAMETERS[general_name]
             return replace(
                 general,
                 name=name,
@@ -823,8 +852,11 @@ def reference_markdown() -> str:
         "",
         "Generated from `mta/config/table.py` by `mta config --doc > docs/parameters.md`;",
         "edit the table, not this file. `$name` in a default refers to another parameter.",
-        "Per-transport parameters `TRANSPORT_destination_concurrency_limit` and",
-        "`TRANSPORT_destination_recipient_limit` default to their `default_` parameter.",
+        "Per-transport parameters (`TRANSPORT_destination_concurrency_limit`,",
+        "`TRANSPORT_destination_recipient_limit`, `TRANSPORT_initial_destination_concurrency`,",
+        "`TRANSPORT_destination_concurrency_failed_cohort_limit`,",
+        "`TRANSPORT_destination_rate_delay`, `TRANSPORT_transport_rate_delay`) default to the",
+        "general parameter of the same suffix.",
         "",
         "| Parameter | Default | Type | Description |",
         "|---|---|---|---|",

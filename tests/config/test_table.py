@@ -114,6 +114,9 @@ POSTFIX_DEFAULTS = {
     "initial_destination_concurrency": "5",
     "default_destination_recipient_limit": "50",
     "default_destination_concurrency_failed_cohort_limit": "1",
+    "default_destination_rate_delay": "0s",
+    "default_transport_rate_delay": "0s",
+    "qmgr_message_recipient_limit": "20000",
     "default_process_limit": "100",
 }
 
@@ -135,6 +138,10 @@ def test_per_transport_parameters_default_to_their_general_one() -> None:
     assert row.default == "$default_destination_concurrency_limit"
     assert row.type is ValueType.INTEGER and row.minimum == 1
     assert lookup("_destination_recipient_limit") is None
+    rate = lookup("slow_destination_rate_delay")
+    assert rate is not None and rate.default == "$default_destination_rate_delay"
+    initial = lookup("smtp_initial_destination_concurrency")
+    assert initial is not None and initial.default == "$initial_destination_concurrency"
     assert lookup("smtpd_timeout_typo") is None
 
 
