@@ -1,0 +1,86 @@
+"""Start a test server in the foreground, wait until it answers, stop it by its PID.
+
+    process = start_daemon([binary, "-d", "-c", conf], directory, "nsd", ready=answering)
+    ...
+    stop_daemon(process)
+
+Output goes to DIRECTORY/NAME.out, quoted in the failure when the server exits or never
+answers. A missing binary fails the test (with the Debian package to install); it never skips.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+START_TIMEOUT_SECONDS = 15.0
+STOP_TIMEOUT_SECONDS = 10.0
+POLL_SECONDS = 0.05
+OUTPUT_TAIL = 2000  # characters of a failed server's output quoted in the failure
+
+
+def binary(name: str, package: str) -> str:
+    """The path of a server or tool from a Debian package listed in ci/apt-test-packages.txt."""
+    found = shutil.which(name) or shutil.which(f"/usr/sbin/{name}")
+    if found is None:
+        pytest.fail(f"{name} is not installed (package {package}, ci/apt-test-packages.txt)")
+    return found
+
+
+def run_tool(command: Sequence[str], directory: Path) -> str:
+    """Run a helper tool to completion in directory; its stdout, or the test fails."""
+    result = subprocess.run(
+        list(command), cwd=directory, capture_output=True, text=True, check=False, timeout=60
+    )
+    if result.returncode != 0:
+        pytest.fail(f"{command[0]} failed ({result.returncode}): {result.stderr[-OUTPUT_TAIL:]}")
+    return result.stdout
+
+
+def start_daemon(
+    command: Sequence[str],
+    directory: Path,
+    name: str,
+    ready: Callable[[], bool],
+    timeout: float = START_TIMEOUT_SECONDS,
+) -> subprocess.Popen[bytes]:
+    """Start command (which must stay in the foreground) and wait until ready() is true."""
+    log = directory / f"{name}.out"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            list(command), stdout=output, stderr=subprocess.STDOUT, cwd=directory
+        )
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited with {process.returncode}: {_tail(log)}")
+        if time.monotonic() > deadline:
+            stop_daemon(process)
+            pytest.fail(f"{name} did not become ready in {timeout}s: {_tail(log)}")
+        time.sleep(POLL_SECONDS)
+    return process
+
+
+def stop_daemon(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the PID we started, SIGKILL if it does not go in time; reaps it."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _tail(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")[-OUTPUT_TAIL:]
+    except OSError as error:
+        return f"(no output: {error})"
