@@ -12,7 +12,8 @@ Postfix, it puts `Return-Path: <sender>` and `Delivered-To: <recipient>` (and
 
 Local parts are lower-cased; one that is empty, starts with ".", or holds "/" or a control
 character is refused: bounced 5.1.1 "unknown user". A full disk, a quota or an I/O error
-defers (4.3.0) and leaves nothing in new/. recipient_delimiter is not supported yet.
+defers (4.3.0; a full disk 4.3.1, "mail system full") and leaves nothing in new/.
+recipient_delimiter is not supported yet.
 
 Security: the local part names a directory, hence the refusals above; files are created 0600
 in directories made 0700. Content is read from the queue in a read-only transaction.
@@ -93,7 +94,9 @@ class MaildirDelivery:
                 text = f"cannot write maildir: {error.strerror}"
             else:
                 text = f"cannot deliver to maildir: {error.strerror or error}"
-            return RecipientOutcome(recipient.index, Outcome.DEFERRED, "4.3.0", "local", text)
+            # 4.3.1 "mail system full" (RFC 3463) tells qmgr of a resource problem here.
+            dsn = "4.3.1" if error.errno == errno.ENOSPC else "4.3.0"
+            return RecipientOutcome(recipient.index, Outcome.DEFERRED, dsn, "local", text)
         return RecipientOutcome(
             recipient.index, Outcome.SENT, "2.0.0", "local", "delivered to maildir"
         )

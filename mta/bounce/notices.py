@@ -170,6 +170,27 @@ class ReportedResult(RecipientResult):
         )
 
 
+SOFTWARE_PROBLEMS: dict[str, NotifyClass] = {
+    "delivery agent crashed": NotifyClass.SOFTWARE,
+    "delivery agent did not report": NotifyClass.SOFTWARE,
+}
+"""qmgr's own deferral reasons that are software problems: an agent's connection dropped
+with requests in flight (it crashed, or qmgr dropped it for a malformed answer), or an
+answer left recipients out."""
+
+MAIL_SYSTEM_FULL = "3.1"
+"""RFC 3463 X.3.1 "Mail system full": the resource problem a delivery agent reports."""
+
+
+def agent_problem(status: RecipientStatus, dsn: str, relay: str) -> NotifyClass | None:
+    """RESOURCE for a deferral an agent reports as X.3.1 about its own system (the local
+    agent's full disk). A relay of "host[address]:port" is a next hop's reply, whose
+    storage is not ours to report."""
+    if status is not RecipientStatus.DEFERRED or "[" in relay:
+        return None
+    return NotifyClass.RESOURCE if dsn[2:] == MAIL_SYSTEM_FULL and dsn[1:2] == "." else None
+
+
 def needs_notice(result: RecipientResult) -> bool:
     """Whether this result may produce a notice (cheap: most results do not)."""
     if result.status is RecipientStatus.BOUNCED:

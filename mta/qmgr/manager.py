@@ -37,10 +37,21 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from mta.bounce.dsn import build_bounce, wants_failure_notice
+from mta.bounce.notices import (
+    SOFTWARE_PROBLEMS,
+    Notices,
+    NoticeSettings,
+    ReportedResult,
+    agent_problem,
+    delay_due,
+    delay_notices,
+    needs_notice,
+    result_notices,
+)
 from mta.proto.delivery import (
     DeliveryRequest,
     DeliveryResult,
@@ -56,6 +67,8 @@ from mta.qmgr.scheduler import Destination, Scheduler
 from mta.qmgr.settings import QmgrSettings
 from mta.queue import (
     MailQueue,
+    MessageLimitError,
+    PreparedMessage,
     QueuedMessage,
     QueueError,
     QueueName,
@@ -63,6 +76,7 @@ from mta.queue import (
     RecipientResult,
     RecipientState,
     RecipientStatus,
+    UnknownQueueIdError,
 )
 from mta.util import maillog
 from mta.util.batchthread import BatchThread
@@ -84,8 +98,6 @@ class ActiveMessage:
     message: QueuedMessage
     active_time: float
     outstanding: int = 0
-    bounced: bool = False
-    """Some recipient is bounced: look for a notice to send when the message is done."""
 
 
 @dataclass(slots=True, eq=False)
@@ -114,7 +126,7 @@ class Committed:
 
     deleted: list[str]
     notices: list[tuple[str, str]]
-    """(queue id, id of its non-delivery notice, or "" when none was sent to a null sender)"""
+    """(queue id, what was done about notices: "sender non-delivery notification: ID", ...)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +317,7 @@ class Qmgr:
         self.queue = queue
         self.scheduler: Scheduler[Job] = Scheduler(settings.policy)
         self.counters = Counters()
+        self.notices = NoticeSettings.from_settings(settings.source)
         self.active: dict[str, ActiveMessage] = {}
         self._recipient_limits: dict[str, int] = {}
         self._clients: dict[str, AgentClient] = {}
@@ -515,11 +528,8 @@ class Qmgr:
         self._next_cycle()
 
     def _committed(self, changes: PendingChanges, committed: Committed) -> None:
-        for queue_id, notice in committed.notices:
-            if notice:
-                log.info("%s: sender non-delivery notification: %s", queue_id, notice)
-            else:
-                log.info("%s: undeliverable notice to the null sender discarded", queue_id)
+        for queue_id, text in committed.notices:
+            log.info("%s: %s", queue_id, text)
         for queue_id in committed.deleted:
             maillog.line(f"{queue_id}: removed", "mta.qmgr")
         # Only now may a scan take these again (or find them gone).
@@ -572,7 +582,7 @@ class Qmgr:
             for e in settled
             if e.message.queue_id in finished or all(r.status.final for r in e.message.recipients)
         ]
-        notices = self._queue_notices(txn, [entry for entry in done if entry.bounced])
+        notices = self._queue_notices(txn, results, settled, {e.message.queue_id for e in done})
         deleted = txn.delete([entry.message.queue_id for entry in done]) if done else []
         settled_ids = {entry.message.queue_id for entry in settled}
         working = [queue_id for queue_id in changes.taken if queue_id not in settled_ids]
@@ -584,37 +594,70 @@ class Qmgr:
         return Committed(deleted, notices)
 
     def _queue_notices(
-        self, txn: QueueTransaction, bounced: list[ActiveMessage]
+        self,
+        txn: QueueTransaction,
+        results: list[RecipientResult],
+        settled: list[ActiveMessage],
+        done: set[str],
     ) -> list[tuple[str, str]]:
-        """Queue a non-delivery notice for each message with bounced recipients that want one;
-        return (queue id, notice id), the notice id empty for a null sender (none sent)."""
-        notices: list[tuple[str, str]] = []
-        bounces = []
-        for entry in bounced:
-            queue_id = entry.message.queue_id
+        """Queue, in this transaction, the notices that the results recorded in it and the
+        settled messages call for (mta.bounce.notices: failures, successes, problems, delay
+        warnings), and mark the messages that must not get one again; return (queue id, log
+        text) pairs. A notice over the queue's limits is logged and left out, never allowed
+        to fail the commit."""
+        now = time.time()
+        wanted: dict[str, list[RecipientResult]] = {}
+        for result in results:
+            if needs_notice(result):
+                wanted.setdefault(result.queue_id, []).append(result)
+        delayed = [
+            entry.message.queue_id
+            for entry in settled
+            if entry.message.queue_id not in done and delay_due(entry.message, self.notices, now)
+        ]
+        if not wanted and not delayed:
+            return []
+
+        def content(queue_id: str) -> Callable[[], bytes]:
+            def read() -> bytes:
+                try:
+                    return txn.content(queue_id)
+                except UnknownQueueIdError:
+                    return b""
+
+            return read
+
+        made: list[tuple[str, Notices]] = []
+        for queue_id, its_results in wanted.items():
             message = txn.get(queue_id)
-            if message is None:
-                continue
-            failed = [
-                r
-                for r in message.recipients
-                if r.status is RecipientStatus.BOUNCED and wants_failure_notice(r)
+            if message is not None:
+                notices = result_notices(message, its_results, content(queue_id), self.notices, now)
+                made.append((queue_id, notices))
+        for queue_id in delayed:
+            message = txn.get(queue_id)
+            if message is not None:
+                made.append(
+                    (queue_id, delay_notices(message, content(queue_id), self.notices, now))
+                )
+        lines: list[tuple[str, str]] = []
+        batch: list[tuple[str, str, PreparedMessage]] = []
+        for queue_id, notices in made:
+            lines += [(queue_id, remark) for remark in notices.remarks]
+            for notice in notices.notices:
+                try:
+                    batch.append((queue_id, notice.what, self.queue.prepare(notice.message)))
+                except MessageLimitError as error:
+                    lines.append((queue_id, f"{notice.what} not sent: {error}"))
+            if queue_id not in done:
+                for name, value in notices.marks.items():
+                    txn.set_extra(queue_id, name, value)
+        if batch:
+            new_ids = txn.enqueue_prepared([prepared for _, _, prepared in batch])
+            lines += [
+                (queue_id, f"{what}: {new_id}")
+                for (queue_id, what, _), new_id in zip(batch, new_ids, strict=True)
             ]
-            if not failed:
-                continue
-            if not message.sender:
-                notices.append((queue_id, ""))
-                continue
-            content = txn.content(queue_id)
-            bounces.append(
-                (queue_id, build_bounce(message, failed, content, self.settings.myhostname))
-            )
-        if bounces:
-            new_ids = txn.enqueue([bounce for _, bounce in bounces])
-            notices += [
-                (queue_id, new) for (queue_id, _), new in zip(bounces, new_ids, strict=True)
-            ]
-        return notices
+        return lines
 
     # -- intake --------------------------------------------------------------------------------
 
@@ -626,7 +669,6 @@ class Qmgr:
             f"nrcpt={len(message.recipients)} (queue active)",
             "mta.qmgr",
         )
-        entry.bounced = any(r.status is RecipientStatus.BOUNCED for r in message.recipients)
         pending = [r for r in message.recipients if not r.status.final]
         if not pending:
             self._settle(entry)
@@ -681,7 +723,6 @@ class Qmgr:
             )
         self.counters.expired += 1
         self.counters.bounced += len(pending)
-        entry.bounced = True
         self._settle(entry)
 
     # -- dispatch and results ------------------------------------------------------------------
@@ -711,7 +752,6 @@ class Qmgr:
             elif outcome.outcome is Outcome.BOUNCED:
                 status, next_try = RecipientStatus.BOUNCED, 0.0
                 self.counters.bounced += 1
-                job.entry.bounced = True
                 success = True
             else:
                 status = RecipientStatus.DEFERRED
@@ -719,8 +759,17 @@ class Qmgr:
                 self._next_due = min(self._next_due, next_try)
                 self.counters.deferred += 1
             self._results.append(
-                RecipientResult(
-                    queue_id, recipient.index, status, outcome.dsn, outcome.text, next_try
+                ReportedResult(
+                    queue_id,
+                    recipient.index,
+                    status,
+                    outcome.dsn,
+                    outcome.text,
+                    next_try,
+                    relay=outcome.relay,
+                    handoff=outcome.handoff,
+                    notify=recipient.recipient.notify,
+                    problem=agent_problem(status, outcome.dsn, outcome.relay),
                 )
             )
         self.counters.changed = True
@@ -777,13 +826,15 @@ class Qmgr:
         self.counters.deferred += 1
         self.counters.changed = True
         self._results.append(
-            RecipientResult(
+            ReportedResult(
                 message.queue_id,
                 recipient.index,
                 RecipientStatus.DEFERRED,
                 "4.3.0",
                 reason,
                 now + retry,
+                notify=recipient.recipient.notify,
+                problem=SOFTWARE_PROBLEMS.get(reason),
             )
         )
 
