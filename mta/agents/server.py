@@ -3,8 +3,10 @@
 One process, one event loop (uvloop when installed), serving qmgr connections on inherited
 (`--listen-fd N`) or own (`--listen PATH`) UNIX stream sockets with the protocol of
 mta.proto.delivery. For each request it calls the agent's deliver function (inline, or in a
-small thread pool when the agent blocks on disk), logs one Postfix status line per recipient,
-and only then answers: a final status is in the log before qmgr can make the queue forget it.
+small thread pool when the agent blocks on disk, or as a task when deliver is a coroutine
+function, so that one process has many network deliveries in flight: smtp, lmtp), logs one
+Postfix status line per recipient, and only then answers: a final status is in the log before
+qmgr can make the queue forget it.
 
 Life: after `--max-use` requests, `--max-idle` seconds without one, or SIGTERM, the server
 retires: it stops listening, reads no further requests, finishes those in flight, and sends
@@ -20,13 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +60,9 @@ IDLE_CHECK_INTERVAL = 1.0
 LISTEN_BACKLOG = 128
 
 Deliver = Callable[[DeliveryRequest], Sequence[RecipientOutcome]]
+AsyncDeliver = Callable[[DeliveryRequest], Awaitable[Sequence[RecipientOutcome]]]
+Cleanup = Callable[[], None]
+AsyncCleanup = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +78,20 @@ class AgentOptions:
 class AgentServer:
     """Serves one agent's deliver function to qmgr connections until it retires."""
 
-    def __init__(self, name: str, deliver: Deliver, options: AgentOptions) -> None:
+    def __init__(
+        self,
+        name: str,
+        deliver: Deliver | AsyncDeliver,
+        options: AgentOptions,
+        closing: AsyncCleanup | None = None,
+    ) -> None:
         self.name = name
         self.log = logging.getLogger(f"mta.{name}")
         self.deliver = deliver
+        self.asynchronous = inspect.iscoroutinefunction(deliver)
+        """deliver is a coroutine function: each request runs as a task in the loop."""
+        self.closing = closing
+        """Awaited after the last delivery, before serve() returns (closes cached sessions)."""
         self.options = options
         self.requests = 0
         self.retiring = False
@@ -111,6 +127,8 @@ class AgentServer:
                 server.close()
             if self._executor is not None:
                 self._executor.shutdown(wait=True)
+            if self.closing is not None:
+                await self.closing()
 
     async def _watch_stop(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -154,11 +172,26 @@ class AgentServer:
         """Deliver one request, log each recipient, and return the encoded answer."""
         received = time.time()
         try:
-            outcomes = self.deliver(request)
+            outcomes = cast(Deliver, self.deliver)(request)
         except Exception:
             # A bug in an agent must not take the queue's mail with it: defer and say why.
             self.log.exception("warning: %s: delivery failed unexpectedly", request.queue_id)
             outcomes = []
+        return self._answer(request, outcomes, received)
+
+    async def run_async(self, request: DeliveryRequest) -> bytes:
+        """run() for a coroutine deliver function."""
+        received = time.time()
+        try:
+            outcomes = await cast(AsyncDeliver, self.deliver)(request)
+        except Exception:
+            self.log.exception("warning: %s: delivery failed unexpectedly", request.queue_id)
+            outcomes = []
+        return self._answer(request, outcomes, received)
+
+    def _answer(
+        self, request: DeliveryRequest, outcomes: Sequence[RecipientOutcome], received: float
+    ) -> bytes:
         reported = {outcome.index for outcome in outcomes}
         missing = [
             RecipientOutcome(r.index, Outcome.DEFERRED, "4.3.0", "none", "delivery agent error")
@@ -233,7 +266,11 @@ class _Connection(asyncio.Protocol):
             if not self.server.admit():
                 break
             self.last_request_id = frame.request_id
-            if self.server.options.threads:
+            if self.server.asynchronous:
+                self.in_flight += 1
+                task = asyncio.ensure_future(self.server.run_async(frame))
+                task.add_done_callback(self._threaded_answer)
+            elif self.server.options.threads:
                 self.in_flight += 1
                 task = asyncio.ensure_future(self.server.run_in_thread(frame))
                 task.add_done_callback(self._threaded_answer)
@@ -296,14 +333,19 @@ def run_loop(server: AgentServer, sockets: Sequence[socket.socket]) -> None:
 
 def agent_main(
     name: str,
-    make_deliver: Callable[[Settings, str], tuple[Deliver, Callable[[], None]]],
+    make_deliver: Callable[
+        [Settings, str], tuple[Deliver, Cleanup] | tuple[AsyncDeliver, AsyncCleanup]
+    ],
     argv: list[str] | None,
     *,
     threads: int = 0,
 ) -> int:
     """The `python -m mta.agents.<name>` entry point shared by every agent.
 
-    make_deliver(settings, service) returns the deliver function and a cleanup callback.
+    make_deliver(settings, service) returns the deliver function and a cleanup callback: both
+    plain functions, or both coroutine functions (the cleanup is then awaited in the event
+    loop after the last delivery). `-o name=value` overrides a main.cf parameter for this
+    service, as master.cf's arguments do.
     """
     parser = argparse.ArgumentParser(prog=f"python -m mta.agents.{name}")
     parser.add_argument("-c", "--config-dir", type=Path, default=Path("."))
@@ -312,6 +354,7 @@ def agent_main(
     parser.add_argument("--listen-fd", action="append", type=int, default=[], metavar="FD")
     parser.add_argument("--max-use", type=int, default=DEFAULT_MAX_USE)
     parser.add_argument("--max-idle", type=float, default=DEFAULT_MAX_IDLE)
+    parser.add_argument("-o", action="append", default=[], metavar="NAME=VALUE")
     args = parser.parse_args(argv)
     maillog.configure(args.service)
     if not args.listen and not args.listen_fd:
@@ -319,6 +362,10 @@ def agent_main(
         return EX_USAGE
     try:
         settings = load_settings(args.config_dir)
+        overrides = dict(setting.partition("=")[::2] for setting in args.o)
+        if overrides:
+            origins = {k: v for k, v in settings.origins.items() if k not in overrides}
+            settings = Settings({**settings.parameters, **overrides}, origins)
         deliver, cleanup = make_deliver(settings, args.service)
     except (ConfigError, QueueError) as error:
         print(f"mta/{args.service}: fatal: {error}", file=sys.stderr)
@@ -327,10 +374,12 @@ def agent_main(
         sockets = [socket.socket(fileno=fd) for fd in args.listen_fd]
         sockets += [listen_unix(path) for path in args.listen]
         options = AgentOptions(max_use=args.max_use, max_idle=args.max_idle, threads=threads)
-        run_loop(AgentServer(args.service, deliver, options), sockets)
+        closing = cast(AsyncCleanup, cleanup) if inspect.iscoroutinefunction(cleanup) else None
+        run_loop(AgentServer(args.service, deliver, options, closing), sockets)
     except OSError as error:
         print(f"mta/{args.service}: fatal: {error}", file=sys.stderr)
         return EX_OSERR
     finally:
-        cleanup()
+        if not inspect.iscoroutinefunction(cleanup):
+            cleanup()
     return 0

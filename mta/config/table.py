@@ -146,6 +146,161 @@ def _host_name() -> str:
 TIME, INTEGER, SIZE, BOOLEAN = ValueType.TIME, ValueType.INTEGER, ValueType.SIZE, ValueType.BOOLEAN
 LIST, TABLES, TEXT, LINE = ValueType.LIST, ValueType.TABLES, ValueType.TEXT, ValueType.LINE
 
+
+def _client_twins(
+    suffix: str,
+    kind: ValueType,
+    default: str,
+    description: str,
+    *,
+    lmtp_suffix: str = "",
+    lmtp_default: str | None = None,
+    **bounds: int | tuple[str, ...],
+) -> tuple[Parameter, Parameter]:
+    """The smtp_ row and its lmtp_ twin: Postfix's smtp(8) and lmtp(8) read the same set."""
+    return (
+        Parameter(f"smtp_{suffix}", kind, default, description, **bounds),  # type: ignore[arg-type]
+        Parameter(
+            f"lmtp_{lmtp_suffix or suffix}",
+            kind,
+            default if lmtp_default is None else lmtp_default,
+            description.replace("SMTP", "LMTP").replace("EHLO", "LHLO"),
+            **bounds,  # type: ignore[arg-type]
+        ),
+    )
+
+
+TLS_LEVELS = ("", "none", "may", "encrypt", "dane", "dane-only", "verify", "secure")
+
+# The SMTP and LMTP clients (mta.smtp, mta.agents.smtp), Postfix's names and defaults.
+CLIENT_PARAMETERS: tuple[Parameter, ...] = (
+    *_client_twins(
+        "connect_timeout",
+        TIME,
+        "30s",
+        "Time limit for a TCP connection to complete; 0: the system's own limit.",
+        lmtp_default="0s",
+    ),
+    *_client_twins(
+        "helo_timeout",
+        TIME,
+        "300s",
+        "Time limit for the greeting and the reply to EHLO/HELO.",
+        lmtp_suffix="lhlo_timeout",
+    ),
+    *_client_twins("mail_timeout", TIME, "300s", "Time limit for the reply to MAIL FROM."),
+    *_client_twins("rcpt_timeout", TIME, "300s", "Time limit for the reply to RCPT TO."),
+    *_client_twins("data_init_timeout", TIME, "120s", "Time limit for the reply to DATA."),
+    *_client_twins(
+        "data_xfer_timeout", TIME, "180s", "Time limit for sending a part of the content."
+    ),
+    *_client_twins(
+        "data_done_timeout", TIME, "600s", "Time limit for the reply to the end of the content."
+    ),
+    *_client_twins(
+        "starttls_timeout", TIME, "300s", "Time limit for STARTTLS and the TLS handshake."
+    ),
+    *_client_twins(
+        "rset_timeout", TIME, "20s", "Time limit for RSET, sent to check a cached session."
+    ),
+    *_client_twins("quit_timeout", TIME, "300s", "Time limit for the reply to QUIT when awaited."),
+    *_client_twins(
+        "skip_quit_response",
+        BOOLEAN,
+        "yes",
+        "Close after QUIT without waiting for its reply.",
+        lmtp_default="no",
+    ),
+    *_client_twins(
+        "helo_name",
+        ValueType.HOST_NAME,
+        "$myhostname",
+        "Host name sent with EHLO/HELO.",
+        lmtp_suffix="lhlo_name",
+    ),
+    *_client_twins(
+        "line_length_limit",
+        INTEGER,
+        "998",
+        "Longer content lines are folded (CRLF SPACE inserted); 0: no folding.",
+    ),
+    *_client_twins(
+        "discard_ehlo_keywords",
+        LIST,
+        "",
+        "EHLO keywords to ignore in a server's reply (chunking, pipelining, dsn, ...).",
+        lmtp_suffix="discard_lhlo_keywords",
+    ),
+    *_client_twins(
+        "mx_session_limit",
+        INTEGER,
+        "2",
+        "Sessions one delivery may open (hosts that greeted) before it gives up.",
+        minimum=1,
+    ),
+    *_client_twins(
+        "connection_reuse_count_limit",
+        INTEGER,
+        "0",
+        "Times a cached SMTP session may be reused; 0: no count limit.",
+    ),
+    *_client_twins(
+        "connection_reuse_time_limit",
+        TIME,
+        "300s",
+        "Age after which an SMTP session is no longer reused.",
+        minimum=1,
+    ),
+    *_client_twins(
+        "connection_cache_time_limit",
+        TIME,
+        "2s",
+        "Time an unused SMTP session waits in the connection cache.",
+        minimum=1,
+    ),
+    *_client_twins(
+        "connection_cache_limit",
+        INTEGER,
+        "1000",
+        "Idle SMTP sessions one agent process keeps open in all (mta only).",
+    ),
+    *_client_twins(
+        "tls_security_level",
+        ValueType.CHOICE,
+        "",
+        "SMTP TLS level: none (empty), may, encrypt, dane, dane-only, verify, secure.",
+        choices=TLS_LEVELS,
+    ),
+    *_client_twins(
+        "tls_policy_maps", TABLES, "", "SMTP TLS policy per next hop (level and match=...)."
+    ),
+    *_client_twins(
+        "tls_CAfile", ValueType.FILE, "", "CA certificates for verify/secure; empty: system's."
+    ),
+    *_client_twins(
+        "tls_CApath", ValueType.FILE, "", "Directory of CA certificates for verify/secure."
+    ),
+    *_client_twins(
+        "tls_verify_cert_match",
+        LIST,
+        "hostname",
+        "Certificate names accepted at level verify (hostname, nexthop, dot-nexthop, names).",
+    ),
+    *_client_twins(
+        "tls_secure_cert_match",
+        LIST,
+        "nexthop, dot-nexthop",
+        "Certificate names accepted at level secure.",
+    ),
+    *_client_twins(
+        "tls_loglevel",
+        INTEGER,
+        "1",
+        "1: log each TLS connection with its protocol and cipher; 0: do not (Postfix: 0).",
+        maximum=4,
+    ),
+)
+
 TABLE: tuple[Parameter, ...] = (
     # -- where things are -------------------------------------------------------------------
     Parameter(
@@ -780,6 +935,7 @@ TABLE: tuple[Parameter, ...] = (
         "SMTP client DNS: disabled (no MX, native lookups), enabled (empty), dnssec (AD bit).",
         choices=("", "disabled", "enabled", "dnssec"),
     ),
+    *CLIENT_PARAMETERS,
     # -- master -----------------------------------------------------------------------------
     Parameter(
         "default_process_limit",

@@ -119,6 +119,9 @@ def test_missing_master_cf_means_the_builtin_table(tmp_path: Path) -> None:
         ("discard", "discard"),
         ("error", "error"),
         ("local", "local"),
+        ("smtp", "smtp"),
+        ("relay", "smtp"),
+        ("lmtp", "lmtp"),
     ]
     assert all(s.builtin and s.origin.startswith(DEFAULT_MASTER_CF_ORIGIN) for s in services)
     assert [s.module for s in services[1:]] == [
@@ -126,6 +129,9 @@ def test_missing_master_cf_means_the_builtin_table(tmp_path: Path) -> None:
         "mta.agents.discard",
         "mta.agents.error",
         "mta.agents.local",
+        "mta.agents.smtp",
+        "mta.agents.smtp",
+        "mta.agents.lmtp",
     ]
 
 
