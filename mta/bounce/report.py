@@ -57,7 +57,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
 _SMTP_REPLY = re.compile(r"\bsaid: ([2-5]\d\d(?:[ -].*)?)$")
 _IN_REPLY_TO = re.compile(r" \(in reply to [^()]*\)$")
-_MESSAGE_ID = re.compile(rb"^Message-Id:[ \t]*(<[^<>\s]+>)[ \t]*$", re.IGNORECASE | re.MULTILINE)
+_MESSAGE_ID = re.compile(rb"^Message-Id:[ \t]*(<[^<>\s]+>)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 
 
 class Action(enum.StrEnum):
@@ -374,7 +374,7 @@ def compose(
         boilerplate = [line.format(**values) for line in template.text]
         if boilerplate:
             boilerplate.append("")
-    notification = [*boilerplate, "", *texts]
+    notification = [*boilerplate, *texts]
     delivery_status = [f"Reporting-MTA: dns; {context.myhostname}"]
     if message.envid:
         delivery_status += fold(f"Original-Envelope-Id: {clean(message.envid)}")
