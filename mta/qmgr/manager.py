@@ -63,7 +63,8 @@ from mta.proto.delivery import (
     encode_request,
 )
 from mta.proto.logline import status_line
-from mta.qmgr.scheduler import Destination, Scheduler
+from mta.qmgr.admission import Admission, IntakePlan, interleave
+from mta.qmgr.scheduler import Destination, Feedback, Scheduler, split_requests
 from mta.qmgr.settings import QmgrSettings
 from mta.queue import (
     MailQueue,
@@ -150,6 +151,8 @@ class CycleJob:
     limit: int
     deferred: bool
     flush: bool
+    plan: IntakePlan | None = None
+    """The intake's share of due deferred mail and admission order (None: no intake)."""
 
 
 @dataclass(slots=True)
@@ -316,6 +319,14 @@ class Qmgr:
         self.settings = settings
         self.queue = queue
         self.scheduler: Scheduler[Job] = Scheduler(settings.policy)
+        self.admission = Admission(
+            settings.active_limit, settings.recipient_active_limit, settings.intake_batch
+        )
+        self._dispatching = False
+        self._dispatch_again = False
+        self._start_timer: asyncio.TimerHandle | None = None
+        self._start_time = math.inf
+        """When _start_timer fires: the end of the first rate delay that holds a job back."""
         self.counters = Counters()
         self.notices = NoticeSettings.from_settings(settings.source)
         self.active: dict[str, ActiveMessage] = {}
@@ -426,13 +437,17 @@ class Qmgr:
             elif self._closed is not None and not self._closed.done():
                 self._closed.set_result(None)
             return
-        room = self.settings.active_limit - len(self.active) + len(self._settled)
         wanted = self._want_incoming or self._want_deferred or self._want_flush
-        limit = min(room, self.settings.intake_batch) if wanted and not self._stopping else 0
+        plan = None
+        if wanted and not self._stopping:
+            # Room in the active queue (mta.qmgr.admission), done messages counting as gone.
+            deferred = self._want_deferred or self._want_flush
+            plan = self.admission.plan(len(self.active), len(self._settled), deferred)
+        limit = plan.limit if plan is not None else 0
         # Flushing deferred mail is a write: it goes with a commit.
         commit = (self._want_flush and limit > 0) or (pending and self._commit_due())
         if commit or limit > 0:
-            self._start_cycle(commit, limit)
+            self._start_cycle(commit, limit, plan)
         if pending and not commit:
             self._commit_later()
 
@@ -458,7 +473,7 @@ class Qmgr:
         self._commit_timer = None
         self._wake()
 
-    def _start_cycle(self, commit: bool, limit: int) -> None:
+    def _start_cycle(self, commit: bool, limit: int, plan: IntakePlan | None = None) -> None:
         """Commit the pending changes (if commit), then take up to limit messages."""
         changes = None
         if commit:
@@ -478,7 +493,7 @@ class Qmgr:
         if limit > 0:
             self._want_incoming = self._want_deferred = self._want_flush = False
         self._cycling = True
-        self._thread.put(CycleJob(changes, limit, deferred, flush))
+        self._thread.put(CycleJob(changes, limit, deferred, flush, plan))
 
     def _run_cycle(self, jobs: list[CycleJob]) -> CycleOutcome:
         """In the queue thread: one cycle (the batch is one job); failures become outcomes."""
@@ -500,10 +515,14 @@ class Qmgr:
             # the loop, and never while a cycle runs (one at a time). It holds every message
             # qmgr works on or has results pending for, which the queue may still show in
             # incoming or deferred.
-            intake = self.queue.read_intake(job.limit, self.active, due_before)
+            due_first = job.plan.due_first if job.plan is not None else None
+            intake = self.queue.read_intake(job.limit, self.active, due_before, due_first)
         except Exception as error:
             return CycleOutcome(committed, [], 0, error)
-        return CycleOutcome(committed, [*intake.due, *intake.incoming], len(intake.incoming), None)
+        # Deferred and new mail in turn, so what does not fit is left from both alike.
+        deferred_first = job.plan is not None and job.plan.deferred_first
+        taken = interleave(intake.due, intake.incoming, deferred_first)
+        return CycleOutcome(committed, taken, len(intake.incoming), None)
 
     def _cycle_done(self, jobs: list[CycleJob], cycle: CycleOutcome) -> None:
         """In the loop: log and act on what one cycle did, then look for the next."""
@@ -516,12 +535,18 @@ class Qmgr:
             return
         limit = job.limit
         if limit > 0:
-            if len(cycle.taken) >= limit:
-                self._want_incoming = True  # more mail than one intake takes
-            self.counters.received += cycle.received
+            taken = cycle.taken
+            admitted = self.admission.admit([len(m.recipients) for m in taken])
+            if len(taken) >= limit or admitted < len(taken):
+                # More mail than one intake takes, or than fits: what was not admitted stays
+                # in its queue for a later intake, from both queues again.
+                self._want_incoming = True
+                self._want_deferred = self._want_deferred or job.deferred
+                taken = taken[:admitted]
+            self.counters.received += sum(m.queue_name == QueueName.INCOMING for m in taken)
             self.counters.changed = True
             now = time.time()
-            for message in cycle.taken:
+            for message in taken:
                 self._taken.append(message.queue_id)
                 self._activate(message, now)
             self._dispatch()
@@ -534,7 +559,8 @@ class Qmgr:
             maillog.line(f"{queue_id}: removed", "mta.qmgr")
         # Only now may a scan take these again (or find them gone).
         for entry in changes.settled:
-            self.active.pop(entry.message.queue_id, None)
+            if self.active.pop(entry.message.queue_id, None) is not None:
+                self.admission.leave(len(entry.message.recipients))
         # A scan for due mail while these deferrals were pending skipped them: look again
         # when they are due.
         for result in changes.results:
@@ -676,18 +702,17 @@ class Qmgr:
         if self._expired(message, now):
             self._expire(entry, pending)
             return
-        groups: dict[tuple[str, str], list[RecipientState]] = {}
         resolve = self.settings.resolver.router(message)
+        routed = []
         for recipient in pending:
-            groups.setdefault(resolve(recipient.recipient.address), []).append(recipient)
-        for (transport, nexthop), recipients in groups.items():
-            limit = self._recipient_limit(transport)
-            for start in range(0, len(recipients), limit):
-                job = Job(entry, transport, nexthop, tuple(recipients[start : start + limit]))
-                entry.outstanding += 1
-                if not self.scheduler.add(transport, nexthop, job, now):
-                    destination = self.scheduler.destination(transport, nexthop)
-                    self._defer(job, "delivery temporarily suspended", destination.dead_until)
+            transport, nexthop = resolve(recipient.recipient.address)
+            routed.append((transport, nexthop, recipient.recipient.address, recipient))
+        for request in split_requests(routed, self._recipient_limit):
+            job = Job(entry, request.transport, request.nexthop, request.recipients)
+            entry.outstanding += 1
+            if not self.scheduler.add(request.transport, request.destination, job, now):
+                destination = self.scheduler.destination(request.transport, request.destination)
+                self._suspend(job, destination)
 
     def _recipient_limit(self, transport: str) -> int:
         limit = self._recipient_limits.get(transport)
@@ -728,11 +753,41 @@ class Qmgr:
     # -- dispatch and results ------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        for destination, job in self.scheduler.ready(time.time()):
-            client = self._clients.get(job.transport)
-            if client is None:
-                client = self._clients[job.transport] = AgentClient(self, job.transport)
-            client.submit(destination, job)
+        """Hand every job the scheduler lets start to its agent. A submit may defer a job at
+        once (transport unavailable) and so call here again: that call only asks the outer
+        one to look again, so a long queue for a dead transport is a loop, not a recursion."""
+        if self._dispatching:
+            self._dispatch_again = True
+            return
+        self._dispatching = True
+        try:
+            self._dispatch_again = True
+            while self._dispatch_again:
+                self._dispatch_again = False
+                for destination, job in self.scheduler.ready(time.time()):
+                    client = self._clients.get(job.transport)
+                    if client is None:
+                        client = self._clients[job.transport] = AgentClient(self, job.transport)
+                    client.submit(destination, job)
+        finally:
+            self._dispatching = False
+        self._dispatch_later(self.scheduler.next_wakeup(time.time()))
+
+    def _dispatch_later(self, when: float | None) -> None:
+        """Dispatch again when the first rate delay that holds a job back is over."""
+        if when is None or when >= self._start_time:
+            return
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+        self._start_time = when
+        self._start_timer = asyncio.get_running_loop().call_later(
+            max(0.0, when - time.time()), self._start_timer_fired
+        )
+
+    def _start_timer_fired(self) -> None:
+        self._start_timer = None
+        self._start_time = math.inf
+        self._dispatch()
 
     def on_result(self, destination: Destination[Job], job: Job, result: DeliveryResult) -> None:
         now = time.time()
@@ -781,18 +836,35 @@ class Qmgr:
                 now,
                 self.settings.agent_crash_retry,
             )
-        for waiting in self.scheduler.completed(destination, success, now):
-            self._defer(waiting, "delivery temporarily suspended", destination.dead_until)
+        # Feedback on the destination: something got through, or nothing did (no answer,
+        # every recipient deferred), or nothing was reported at all.
+        deferred = [o.text for o in result.outcomes if o.outcome is Outcome.DEFERRED]
+        feedback = Feedback.SUCCESS if success else Feedback.FAILURE if deferred else Feedback.NONE
+        reason = deferred[0] if deferred else ""
+        for waiting in self.scheduler.completed(destination, feedback, now, reason):
+            self._suspend(waiting, destination)
         self._job_done(job)
         self._dispatch()
 
     def defer_job(self, destination: Destination[Job], job: Job, reason: str, retry: float) -> None:
         """A request that failed as a whole (agent gone, transport unavailable)."""
         now = time.time()
-        for waiting in self.scheduler.completed(destination, False, now):
-            self._defer(waiting, reason, now + retry)
+        # Our trouble, not the destination's: no feedback on its window.
+        self.scheduler.completed(destination, Feedback.NONE, now)
         self._defer(job, reason, now + retry)
         self._dispatch()
+
+    def _suspend(self, job: Job, destination: Destination[Job]) -> None:
+        """Defer a job of a dead destination until it may be tried again, or later if the
+        recipient's own backoff says so (Postfix: "delivery temporarily suspended")."""
+        now = time.time()
+        reason = "delivery temporarily suspended"
+        if destination.reason:
+            reason = f"{reason}: {destination.reason}"
+        for recipient in job.recipients:
+            retry = max(destination.dead_until - now, self.settings.backoff(recipient.attempts))
+            self._defer_recipient(job, recipient, reason, now, retry)
+        self._job_done(job)
 
     def _defer(self, job: Job, reason: str, next_try: float) -> None:
         now = time.time()

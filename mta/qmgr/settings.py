@@ -3,6 +3,7 @@
 Parameters (defaults in mta.config.maincf.BUILTIN_DEFAULTS, as Postfix's where it has one):
   queue_run_delay (300s)                      how often deferred mail is looked at
   qmgr_message_active_limit (20000)           messages in the active queue at once
+  qmgr_message_recipient_limit (20000)        recipients of active messages in memory
   qmgr_intake_batch_limit (500)               messages taken per intake (one read snapshot)
   qmgr_commit_delay (10, milliseconds)        how long queue changes (mail taken, results,
                                               removals) gather before qmgr commits them in
@@ -15,15 +16,25 @@ Parameters (defaults in mta.config.maincf.BUILTIN_DEFAULTS, as Postfix's where i
                                               age after which deferred mail (bounces: the
                                               second) is returned to the sender
   transport_retry_time (60s)                  how long a transport whose agent cannot be
-                                              reached, or a dead destination, is suspended
+                                              reached is suspended (a dead destination:
+                                              minimal_backoff_time, as in Postfix)
   delivery_agent_crash_retry_time (10s)       retry of recipients whose agent died mid-request
                                               (soon: the crash is ours, not the recipient's)
   default_destination_concurrency_limit (20), <transport>_destination_concurrency_limit
-  initial_destination_concurrency (5)         slow start begins here
+  initial_destination_concurrency (5), <transport>_initial_destination_concurrency
+                                              slow start begins here
   default_destination_recipient_limit (50), <transport>_destination_recipient_limit
-                                              recipients per delivery request (at most 1000)
+                                              recipients per delivery request (at most 1000;
+                                              1: the destination is the recipient)
   default_process_limit (100)                 requests in flight per transport
-  default_destination_concurrency_failed_cohort_limit (1)
+  default_destination_concurrency_failed_cohort_limit (1),
+  <transport>_destination_concurrency_failed_cohort_limit
+                                              failed pseudo-cohorts that make a destination
+                                              dead (0: never)
+  default_destination_rate_delay (0s), <transport>_destination_rate_delay
+  default_transport_rate_delay (0s), <transport>_transport_rate_delay
+                                              pause between deliveries to one destination /
+                                              over one transport, one at a time (0s: none)
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mta.config.maincf import ConfigError, Settings
+from mta.config.table import PER_TRANSPORT_DEFAULTS
 from mta.config.values import duration, number
 from mta.proto.delivery import MAX_REQUEST_RECIPIENTS
 from mta.qmgr.resolve import Resolver
@@ -45,6 +57,8 @@ class QmgrSettings:
     data_directory: Path
     queue_run_delay: float
     active_limit: int
+    recipient_active_limit: int
+    """qmgr_message_recipient_limit."""
     intake_batch: int
     commit_delay: float
     """Seconds (qmgr_commit_delay is in milliseconds)."""
@@ -73,6 +87,7 @@ class QmgrSettings:
             data_directory=settings.data_directory,
             queue_run_delay=duration(settings, "queue_run_delay"),
             active_limit=number(settings, "qmgr_message_active_limit", minimum=1),
+            recipient_active_limit=number(settings, "qmgr_message_recipient_limit", minimum=1),
             intake_batch=number(settings, "qmgr_intake_batch_limit", minimum=1),
             commit_delay=number(settings, "qmgr_commit_delay") / 1000,
             commit_batch=number(settings, "qmgr_commit_batch_limit", minimum=1),
@@ -86,28 +101,36 @@ class QmgrSettings:
             source=settings,
         )
 
-    def _per_transport(self, transport: str, suffix: str, minimum: int) -> int:
+    def _per_transport(self, transport: str, suffix: str) -> str:
+        """The name of `<transport>_<suffix>` if main.cf sets it, else of the parameter it
+        falls back to (default_destination_rate_delay for smtp_destination_rate_delay)."""
         name = f"{transport}_{suffix}"
         if self.source.get(name).strip():
-            return number(self.source, name, minimum)
-        return number(self.source, f"default_{suffix}", minimum)
+            return name
+        return PER_TRANSPORT_DEFAULTS[suffix]
 
     def policy(self, transport: str) -> TransportPolicy:
+        """The scheduler's limits for one transport; ConfigError names a bad parameter."""
+
+        def count(suffix: str, minimum: int) -> int:
+            return number(self.source, self._per_transport(transport, suffix), minimum)
+
+        def delay(suffix: str) -> float:
+            return duration(self.source, self._per_transport(transport, suffix), minimum=0)
+
         return TransportPolicy(
-            destination_limit=self._per_transport(
-                transport, "destination_concurrency_limit", minimum=1
-            ),
-            initial_concurrency=number(self.source, "initial_destination_concurrency", minimum=1),
+            destination_limit=count("destination_concurrency_limit", 1),
+            initial_concurrency=count("initial_destination_concurrency", 1),
             transport_limit=number(self.source, "default_process_limit", minimum=1),
-            failed_cohort_limit=number(
-                self.source, "default_destination_concurrency_failed_cohort_limit", minimum=1
-            ),
-            throttle_time=self.transport_retry,
+            failed_cohort_limit=count("destination_concurrency_failed_cohort_limit", 0),
+            dead_time=self.minimal_backoff,
+            destination_rate_delay=delay("destination_rate_delay"),
+            transport_rate_delay=delay("transport_rate_delay"),
         )
 
     def recipient_limit(self, transport: str) -> int:
-        limit = self._per_transport(transport, "destination_recipient_limit", minimum=1)
-        return min(limit, MAX_REQUEST_RECIPIENTS)
+        name = self._per_transport(transport, "destination_recipient_limit")
+        return min(number(self.source, name, minimum=1), MAX_REQUEST_RECIPIENTS)
 
     def backoff(self, attempts: int) -> float:
         """Seconds until the next try of a recipient that has failed `attempts` times before."""
