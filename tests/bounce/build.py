@@ -87,13 +87,29 @@ def parse(data: bytes) -> email.message.Message:
     return email.message_from_bytes(data, policy=email.policy.compat32)
 
 
+def subparts(part: email.message.Message) -> list[email.message.Message]:
+    """The parts of a multipart (or the blocks of a delivery-status, the message of a
+    message/rfc822)."""
+    payload = part.get_payload()
+    assert isinstance(payload, list)
+    found = [item for item in payload if isinstance(item, email.message.Message)]
+    assert len(found) == len(payload)
+    return found
+
+
+def text(part: email.message.Message) -> str:
+    payload = part.get_payload()
+    assert isinstance(payload, str)
+    return payload
+
+
 def report_parts(data: bytes) -> tuple[email.message.Message, list[email.message.Message]]:
     """The notice and its three MIME parts; checks the multipart/report frame."""
     notice = parse(data)
     assert notice.get_content_type() == "multipart/report"
     assert notice.get_param("report-type") == "delivery-status"
-    parts = notice.get_payload()
-    assert isinstance(parts, list) and len(parts) == 3
+    parts = subparts(notice)
+    assert len(parts) == 3
     assert parts[0].get_content_type() == "text/plain"
     assert parts[1].get_content_type() == "message/delivery-status"
     return notice, parts
@@ -103,6 +119,6 @@ def dsn_fields(
     part: email.message.Message,
 ) -> tuple[email.message.Message, list[email.message.Message]]:
     """(per-message fields, per-recipient field blocks) of a message/delivery-status part."""
-    blocks = part.get_payload()
-    assert isinstance(blocks, list) and len(blocks) >= 2
+    blocks = subparts(part)
+    assert len(blocks) >= 2
     return blocks[0], blocks[1:]

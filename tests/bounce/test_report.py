@@ -29,6 +29,8 @@ from .build import (
     parse,
     recipient,
     report_parts,
+    subparts,
+    text,
 )
 
 SMTP_REASON = (
@@ -82,12 +84,12 @@ def test_failure_notice_is_a_multipart_report_with_postfix_wording_and_per_recip
     assert notice["To"] == "alice@client.test"
     assert notice["Auto-Submitted"] == "auto-replied"
     assert notice["In-Reply-To"] == notice["References"] == "<original.1@client.test>"
-    text = parts[0].get_payload()
-    assert "This is the mail system at host mx.example.test." in text
-    assert "I'm sorry to have to inform you that your message could not" in text
+    notification = text(parts[0])
+    assert "This is the mail system at host mx.example.test." in notification
+    assert "I'm sorry to have to inform you that your message could not" in notification
     assert (
         "<carol@remote.test> (expanded from <c@alias.test>): mail for remote.test\r\n    refused"
-        in text
+        in notification
     )
     per_message, (bob, carol_fields) = dsn_fields(parts[1])
     assert per_message["Reporting-MTA"] == "dns; mx.example.test"
@@ -111,7 +113,7 @@ def test_ret_hdrs_returns_the_headers_and_ret_full_the_whole_message() -> None:
     _, parts = report_parts(failure([BOB], Returned.HEADERS, ret=DsnRet.HDRS))
     assert parts[2].get_content_type() == "text/rfc822-headers"
     assert parts[2]["Content-Description"] == "Undelivered Message Headers"
-    headers = parts[2].get_payload()
+    headers = text(parts[2])
     assert headers.startswith("Return-Path: <alice@client.test>\r\nReceived: from client.test")
     assert "Subject: quarterly figures" in headers
     assert "only RET=FULL returns" not in headers
@@ -119,10 +121,10 @@ def test_ret_hdrs_returns_the_headers_and_ret_full_the_whole_message() -> None:
     _, parts = report_parts(failure([BOB], Returned.FULL, ret=DsnRet.FULL))
     assert parts[2].get_content_type() == "message/rfc822"
     assert parts[2]["Content-Description"] == "Undelivered Message"
-    [original] = parts[2].get_payload()
+    [original] = subparts(parts[2])
     assert original["Subject"] == "quarterly figures"
     assert original["Return-Path"] == "<alice@client.test>"
-    assert "the body line that only RET=FULL returns" in original.get_payload()
+    assert "the body line that only RET=FULL returns" in text(original)
 
 
 def test_ret_full_past_bounce_size_limit_returns_headers_only() -> None:
@@ -132,7 +134,7 @@ def test_ret_full_past_bounce_size_limit_returns_headers_only() -> None:
     below = replace(CONTEXT, bounce_size_limit=len(CONTENT) - 1)
     _, parts = report_parts(failure([BOB], Returned.FULL, context=below))
     assert parts[2].get_content_type() == "text/rfc822-headers"
-    assert "only RET=FULL returns" not in parts[2].get_payload()
+    assert "only RET=FULL returns" not in text(parts[2])
     big = CONTENT + b"x" * 60_000 + b"\r\n"
     _, parts = report_parts(failure([BOB], Returned.FULL, content=big))
     assert parts[2].get_content_type() == "text/rfc822-headers"
@@ -168,7 +170,7 @@ def test_many_recipients_stop_at_the_report_bound_and_are_counted() -> None:
     data = failure(entries)
     assert len(data) < 2 * MAX_REPORT_BYTES
     _, parts = report_parts(data)
-    assert "more recipients are not listed here" in parts[0].get_payload()
+    assert "more recipients are not listed here" in text(parts[0])
     listed = len(dsn_fields(parts[1])[1])
     assert 0 < listed < 2000
 
@@ -179,8 +181,8 @@ def test_a_boundary_found_in_the_returned_message_is_changed() -> None:
     data = failure([BOB], Returned.FULL, content=content)
     notice, parts = report_parts(data)
     assert notice.get_boundary() != boundary
-    [original] = parts[2].get_payload()
-    assert f"--{boundary}--" in original.get_payload()
+    [original] = subparts(parts[2])
+    assert f"--{boundary}--" in text(original)
 
 
 def test_smtputf8_mail_returns_message_global_headers_in_8bit() -> None:
@@ -189,7 +191,7 @@ def test_smtputf8_mail_returns_message_global_headers_in_8bit() -> None:
     data = failure([entry], content=content, smtputf8=True)
     notice = parse(data)
     assert notice["Content-Transfer-Encoding"] == "8bit"
-    parts = notice.get_payload()
+    parts = subparts(notice)
     assert parts[2].get_content_type() == "message/global-headers"
     assert "Final-Recipient: utf-8; j\u00f6rg@remote.test" in data.decode()
 
@@ -198,8 +200,8 @@ def test_postmaster_copy_has_the_postmaster_subject_and_no_boilerplate() -> None
     notice, parts = report_parts(failure([BOB], postmaster=True))
     assert notice["Subject"] == "Postmaster Copy: Undelivered Mail"
     assert notice["Auto-Submitted"] == "auto-generated"
-    assert "I'm sorry" not in parts[0].get_payload()
-    assert "<bob@remote.test>: host mx.remote.test" in parts[0].get_payload()
+    assert "I'm sorry" not in text(parts[0])
+    assert "<bob@remote.test>: host mx.remote.test" in text(parts[0])
 
 
 def test_delay_warning_says_how_long_and_until_when() -> None:
@@ -221,10 +223,10 @@ def test_delay_warning_says_how_long_and_until_when() -> None:
     ).content
     notice, parts = report_parts(data)
     assert notice["Subject"] == "Delayed Mail (still being retried)"
-    text = parts[0].get_payload()
-    assert "THIS IS A WARNING ONLY." in text
-    assert "could not be delivered for more than 4 hour(s)." in text
-    assert "It will be retried until it is 5 day(s) old." in text
+    notification = text(parts[0])
+    assert "THIS IS A WARNING ONLY." in notification
+    assert "could not be delivered for more than 4 hour(s)." in notification
+    assert "It will be retried until it is 5 day(s) old." in notification
     _, (fields,) = dsn_fields(parts[1])
     assert fields["Action"] == "delayed"
     assert fields["Status"] == "4.4.1"
@@ -263,7 +265,7 @@ def test_success_notice_reports_delivered_and_relayed() -> None:
     ).content
     notice, parts = report_parts(data)
     assert notice["Subject"] == "Successful Mail Delivery Report"
-    assert "Your message was successfully delivered to the destination(s)" in parts[0].get_payload()
+    assert "Your message was successfully delivered to the destination(s)" in text(parts[0])
     _, (bob, carol) = dsn_fields(parts[1])
     assert (bob["Action"], carol["Action"]) == ("delivered", "relayed")
     assert carol["Remote-MTA"] == "dns; mx.far.test"
