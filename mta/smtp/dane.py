@@ -35,20 +35,22 @@ Matching (RFC 6698, RFC 7218 names, RFC 7671, RFC 7672 3.1):
     are unusable for SMTP (RFC 7672 3.1.3), as are unknown values.
   * DANE-EE(3): the leaf's certificate (0) or SubjectPublicKeyInfo (1) matches; no name
     check, no validity dates (RFC 7672 3.1.1): the record *is* the server's identity.
-  * DANE-TA(2): a certificate the server sent above the leaf (depth 1 and up; a leaf is never
-    its own trust anchor) matches the record, or, when the server leaves the trust anchor
-    out, a record carrying the full anchor, `2 0 0` (its certificate) or `2 1 0` (its public
-    key), signs the top of what was sent. Digest records of an anchor that was not sent
-    (`2 0 1`, `2 1 1`, ...) cannot be checked and match nothing (RFC 7671 5.2.2 asks servers
-    to send the anchor). From the leaf up to the anchor each certificate must be issued by
-    the next: issuer name equals subject name, the signature verifies (RSA PKCS#1 v1.5 and
-    PSS, ECDSA, Ed25519, Ed448), the issuer is a CA (basicConstraints CA:TRUE, keyCertSign
-    when keyUsage is present, pathLenConstraint obeyed), no unknown critical extension, and
-    each certificate below the anchor is within its validity dates (the anchor's own dates
-    are not checked: DNS vouches for it, RFC 7671 5.2.2). The leaf must then carry one of the
-    reference identifiers (RFC 7672 3.2.2: the TLSA base domain and the MX host name) as a
-    subjectAltName DNS name, or as its subject commonName when it has no DNS name (RFC 6125);
-    a `*` is a whole left-most label and stands for exactly one label.
+  * DANE-TA(2): a path is built from the leaf up through the certificates the server sent
+    (in any order; extra ones are ignored): each step takes a sent certificate whose subject
+    is the current certificate's issuer and whose key verifies its signature (RSA PKCS#1
+    v1.5 and PSS, ECDSA, Ed25519, Ed448), and which may issue certificates (basicConstraints
+    CA:TRUE, keyCertSign when keyUsage is present, pathLenConstraint obeyed). The path ends
+    at a sent certificate above the leaf that matches a record (a leaf is never its own
+    trust anchor), or at a trust anchor the server left out that a record carries whole,
+    `2 0 0` (its certificate) or `2 1 0` (its public key), whose key signs the top of the
+    path. Digest records of an anchor that was not sent (`2 0 1`, `2 1 1`, ...) cannot be
+    checked and match nothing (RFC 7671 5.2.2 asks servers to send the anchor). Every
+    certificate below the anchor must be within its validity dates and carry no unknown
+    critical extension; the anchor's own dates are not checked (DNS vouches for it). The
+    leaf must then carry one of the reference identifiers (RFC 7672 3.2.2: the TLSA base
+    domain and the MX host name) as a subjectAltName DNS name, or as its subject commonName
+    when it has no DNS name (RFC 6125); a `*` is a whole left-most label and stands for
+    exactly one label.
   * At most `depth_limit` certificates above the leaf are looked at (Postfix's
     smtp_tls_scert_verifydepth, default 9).
 
@@ -316,25 +318,46 @@ def _name_matches(certificate_name: str, reference: str) -> bool:
     return bool(label and dot and "." in rest and rest == certificate_name[2:])
 
 
-def _path_problem(
-    path: Sequence[x509.Certificate], anchor_key: CertificatePublicKeyTypes, now: datetime.datetime
-) -> str | None:
-    """Check leaf -> ... -> top, where anchor_key signed top (see the module text)."""
-    for depth, certificate in enumerate(path):
+AnchorKey = (
+    rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _FullAnchor:
+    """A trust anchor carried whole by a `2 0 0` (certificate) or `2 1 0` (key) record."""
+
+    key: CertificatePublicKeyTypes
+    spki: bytes
+    certificate: x509.Certificate | None
+
+
+def _full_anchors(records: Sequence[TlsaRecord]) -> list[_FullAnchor]:
+    anchors: list[_FullAnchor] = []
+    for record in records:
+        if record.matching_type != MATCHING_FULL:
+            continue
+        try:
+            if record.selector == SELECTOR_CERT:
+                certificate = x509.load_der_x509_certificate(record.data)
+                spki = _spki(certificate)
+                if spki is not None:
+                    anchors.append(_FullAnchor(certificate.public_key(), spki, certificate))
+            else:
+                key = serialization.load_der_public_key(record.data)
+                if isinstance(key, AnchorKey):
+                    anchors.append(_FullAnchor(key, record.data, None))
+        except (ValueError, UnsupportedAlgorithm):
+            continue
+    return anchors
+
+
+def _below_anchor_problem(path: Sequence[x509.Certificate], now: datetime.datetime) -> str | None:
+    """Validity dates and unknown critical extensions of the certificates below the anchor."""
+    for certificate in path:
         problem = _certificate_problem(certificate, now)
         if problem is not None:
             return problem
-        if depth + 1 < len(path):
-            issuer = path[depth + 1]
-            if certificate.issuer != issuer.subject:
-                return "the chain is out of order (issuer name does not match)"
-            problem = _issuer_problem(issuer, depth)
-            if problem is not None:
-                return problem
-            if not _signed_by(certificate, issuer.public_key()):
-                return "a certificate's signature does not verify"
-    if not _signed_by(path[-1], anchor_key):
-        return "the trust anchor did not sign the chain"
     return None
 
 
@@ -344,56 +367,45 @@ def _trust_anchor_problem(
     records: Sequence[TlsaRecord],
     now: datetime.datetime,
 ) -> str | None:
-    """None when some DANE-TA record anchors a valid chain from the leaf, else why not."""
-    problems: list[str] = []
-    # the anchor among the certificates sent, nearest the leaf first
-    for depth in range(1, len(certificates)):
-        anchor = certificates[depth]
-        if not any(_matches(record, ders[depth], anchor) for record in records):
-            continue
-        problem = _issuer_problem(anchor, depth - 1)
-        if problem is None:
-            problem = _path_problem(certificates[:depth], anchor.public_key(), now)
-            if problem is None and certificates[depth - 1].issuer != anchor.subject:
-                problem = "the chain is out of order (issuer name does not match)"
-        if problem is None:
-            return None
-        problems.append(problem)
-    # an anchor the server did not send, carried whole by a `2 0 0` or `2 1 0` record
-    for record in records:
-        if record.matching_type != MATCHING_FULL:
-            continue
-        try:
-            if record.selector == SELECTOR_CERT:
-                anchor_certificate = x509.load_der_x509_certificate(record.data)
-                key = anchor_certificate.public_key()
-                subject: x509.Name | None = anchor_certificate.subject
-            else:
-                loaded = serialization.load_der_public_key(record.data)
-                if not isinstance(
-                    loaded,
-                    rsa.RSAPublicKey
-                    | ec.EllipticCurvePublicKey
-                    | ed25519.Ed25519PublicKey
-                    | ed448.Ed448PublicKey,
-                ):
-                    continue
-                key, subject = loaded, None
-        except (ValueError, UnsupportedAlgorithm):
-            continue
-        for top in range(len(certificates)):
-            if subject is not None and certificates[top].issuer != subject:
+    """None when some DANE-TA record anchors a valid path from the leaf, else why not.
+
+    The path is built from the leaf up through the certificates the server sent, in any
+    order: each step takes a sent certificate whose subject is the current issuer name and
+    whose key verifies the current signature, and that may issue certificates.
+    """
+    anchors = _full_anchors(records)
+    path = [0]
+    while True:
+        current = certificates[path[-1]]
+        depth = len(path) - 1
+        if depth >= 1 and any(_matches(record, ders[path[-1]], current) for record in records):
+            return _below_anchor_problem([certificates[index] for index in path[:-1]], now)
+        current_spki = _spki(current)
+        for anchor in anchors:
+            if anchor.spki == current_spki:
+                continue  # a certificate is never its own trust anchor
+            if anchor.certificate is not None and current.issuer != anchor.certificate.subject:
                 continue
-            if _signed_by(certificates[top], key):
-                problem = None
-                if record.selector == SELECTOR_CERT:
-                    problem = _issuer_problem(anchor_certificate, top)
-                problem = problem or _path_problem(certificates[: top + 1], key, now)
-                if problem is None:
-                    return None
-                problems.append(problem)
-                break
-    return problems[0] if problems else "no DANE-TA record matched the server's chain"
+            if not _signed_by(current, anchor.key):
+                continue
+            if anchor.certificate is not None:
+                problem = _issuer_problem(anchor.certificate, depth)
+                if problem is not None:
+                    return problem
+            return _below_anchor_problem([certificates[index] for index in path], now)
+        issuers = [
+            index
+            for index in range(1, len(certificates))
+            if index not in path
+            and certificates[index].subject == current.issuer
+            and _signed_by(current, certificates[index].public_key())
+        ]
+        if not issuers:
+            return "no DANE-TA record matched the server's chain"
+        problem = _issuer_problem(certificates[issuers[0]], depth)
+        if problem is not None:
+            return problem
+        path.append(issuers[0])
 
 
 def dane_verify(

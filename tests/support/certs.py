@@ -113,13 +113,14 @@ def make_ca(
     kind: KeyKind = "ec",
     path_length: int | None = None,
     ca: bool = True,
+    not_before: datetime.datetime | None = None,
     not_after: datetime.datetime | None = None,
 ) -> Issued:
     """A CA certificate, self-signed when issuer is None. ca=False makes a certificate that
     claims no CA rights (basicConstraints CA:FALSE) for tests that must refuse it as issuer."""
     key = new_key(kind)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    builder = _builder(subject, issuer, key, None, not_after).add_extension(
+    builder = _builder(subject, issuer, key, not_before, not_after).add_extension(
         x509.BasicConstraints(ca=ca, path_length=path_length if ca else None), critical=True
     )
     if ca:
