@@ -67,6 +67,7 @@ import _ssl
 import datetime
 import hashlib
 import ssl
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -78,6 +79,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.utils import CryptographyDeprecationWarning
 
 from mta.dns.resolver import DnsTemporaryError, NextHopResolver
 
@@ -213,6 +215,15 @@ def peer_chain(ssl_object: ssl.SSLObject | ssl.SSLSocket) -> list[bytes]:
 # -- matching ---------------------------------------------------------------------------------
 
 
+def _load(der: bytes) -> x509.Certificate:
+    """Parse a DER certificate (ValueError if it is not one), quietly: what a peer sends is
+    not ours to warn about (cryptography warns about, e.g., a serial number that is not
+    positive, and will refuse such certificates later, which is a refusal here too)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return x509.load_der_x509_certificate(der)
+
+
 def _spki(certificate: x509.Certificate) -> bytes | None:
     try:
         return certificate.public_key().public_bytes(
@@ -238,7 +249,14 @@ def _matches(record: TlsaRecord, der: bytes, certificate: x509.Certificate) -> b
     return _associated(record, selected)
 
 
-def _signed_by(certificate: x509.Certificate, key: CertificatePublicKeyTypes) -> bool:
+def _public_key(certificate: x509.Certificate) -> CertificatePublicKeyTypes | None:
+    try:
+        return certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+
+
+def _signed_by(certificate: x509.Certificate, key: CertificatePublicKeyTypes | None) -> bool:
     """Does key verify certificate's signature (with the algorithm the certificate names)?"""
     signature, tbs = certificate.signature, certificate.tbs_certificate_bytes
     try:
@@ -339,7 +357,7 @@ def _full_anchors(records: Sequence[TlsaRecord]) -> list[_FullAnchor]:
             continue
         try:
             if record.selector == SELECTOR_CERT:
-                certificate = x509.load_der_x509_certificate(record.data)
+                certificate = _load(record.data)
                 spki = _spki(certificate)
                 if spki is not None:
                     anchors.append(_FullAnchor(certificate.public_key(), spki, certificate))
@@ -398,7 +416,7 @@ def _trust_anchor_problem(
             for index in range(1, len(certificates))
             if index not in path
             and certificates[index].subject == current.issuer
-            and _signed_by(current, certificates[index].public_key())
+            and _signed_by(current, _public_key(certificates[index]))
         ]
         if not issuers:
             return "no DANE-TA record matched the server's chain"
@@ -432,7 +450,7 @@ def dane_verify(
     ):
         return None
     try:
-        leaf = x509.load_der_x509_certificate(ders[0])
+        leaf = _load(ders[0])
     except ValueError as error:
         return f"the server certificate cannot be parsed: {error}"
     if any(_matches(record, ders[0], leaf) for record in usable if record.usage == USAGE_DANE_EE):
@@ -443,7 +461,7 @@ def dane_verify(
     certificates = [leaf]
     for der in ders[1:]:
         try:
-            certificates.append(x509.load_der_x509_certificate(der))
+            certificates.append(_load(der))
         except ValueError:
             break  # what follows cannot be part of a chain we can check
     try:
@@ -454,7 +472,7 @@ def dane_verify(
             return f"DANE-TA: {problem}"
         wanted = [name.lower().rstrip(".") for name in names]
         found = _certificate_names(leaf)
-    except ValueError as error:  # a malformed extension shows up only when it is read
+    except (ValueError, UnsupportedAlgorithm) as error:  # parsed lazily, when read
         return f"a certificate in the chain cannot be parsed: {error}"
     if any(_name_matches(name, reference) for name in found for reference in wanted):
         return None

@@ -280,3 +280,17 @@ def test_unusable_records_and_empty_or_broken_chains(
 def test_dane_ee_3_0_x_matches_even_a_certificate_that_cannot_be_parsed() -> None:
     blob = b"\x30\x03\x02\x01\x00"
     assert dane_verify([blob], [TlsaRecord(3, 0, 0, blob)], [NAME]) is None
+
+
+def test_damaged_certificates_never_crash(
+    root: Issued, intermediate: Issued, leaf: Issued, chain: list[bytes]
+) -> None:
+    # every 3rd byte of each certificate in turn, flipped: a reason or a match, no exception
+    records = [record(root, 2, 0, 1), record(intermediate, 2, 1, 0), record(leaf, 3, 1, 1)]
+    for position in range(len(chain)):
+        for offset in range(0, len(chain[position]), 3):
+            damaged = bytearray(chain[position])
+            damaged[offset] ^= 0xFF
+            sent = [*chain[:position], bytes(damaged), *chain[position + 1 :]]
+            result = dane_verify(sent, records, [NAME])
+            assert result is None or isinstance(result, str)
