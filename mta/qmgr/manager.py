@@ -838,10 +838,10 @@ class Qmgr:
             )
         # Feedback on the destination: something got through, or nothing did (no answer,
         # every recipient deferred), or nothing was reported at all.
-        deferred = [o.text for o in result.outcomes if o.outcome is Outcome.DEFERRED]
+        deferred = [o for o in result.outcomes if o.outcome is Outcome.DEFERRED]
         feedback = Feedback.SUCCESS if success else Feedback.FAILURE if deferred else Feedback.NONE
-        reason = deferred[0] if deferred else ""
-        for waiting in self.scheduler.completed(destination, feedback, now, reason):
+        reason, dsn = (deferred[0].text, deferred[0].dsn) if deferred else ("", "")
+        for waiting in self.scheduler.completed(destination, feedback, now, reason, dsn):
             self._suspend(waiting, destination)
         self._job_done(job)
         self._dispatch()
@@ -863,7 +863,7 @@ class Qmgr:
             reason = f"{reason}: {destination.reason}"
         for recipient in job.recipients:
             retry = max(destination.dead_until - now, self.settings.backoff(recipient.attempts))
-            self._defer_recipient(job, recipient, reason, now, retry)
+            self._defer_recipient(job, recipient, reason, now, retry, destination.dsn or "4.3.0")
         self._job_done(job)
 
     def _defer(self, job: Job, reason: str, next_try: float) -> None:
@@ -873,7 +873,13 @@ class Qmgr:
         self._job_done(job)
 
     def _defer_recipient(
-        self, job: Job, recipient: RecipientState, reason: str, now: float, retry: float
+        self,
+        job: Job,
+        recipient: RecipientState,
+        reason: str,
+        now: float,
+        retry: float,
+        dsn: str = "4.3.0",
     ) -> None:
         entry = job.entry
         message = entry.message
@@ -889,7 +895,7 @@ class Qmgr:
                     0.0,
                     0.0,
                 ),
-                "4.3.0",
+                dsn,
                 "deferred",
                 reason,
             )
@@ -902,7 +908,7 @@ class Qmgr:
                 message.queue_id,
                 recipient.index,
                 RecipientStatus.DEFERRED,
-                "4.3.0",
+                dsn,
                 reason,
                 now + retry,
                 notify=recipient.recipient.notify,

@@ -103,6 +103,8 @@ class Destination(Generic[T]):
     """While in the future: dead, nothing starts and new jobs are refused."""
     reason: str = ""
     """Why it died (the last failure's text), for "delivery temporarily suspended: ..."."""
+    dsn: str = ""
+    """The last failure's status code (4.4.1), for the mail deferred while it is dead."""
     next_start: float = 0.0
     """With a destination rate delay: when the next request may start."""
     listed: bool = False
@@ -189,7 +191,12 @@ class Scheduler(Generic[T]):
         return started
 
     def completed(
-        self, destination: Destination[T], feedback: Feedback, now: float, reason: str = ""
+        self,
+        destination: Destination[T],
+        feedback: Feedback,
+        now: float,
+        reason: str = "",
+        dsn: str = "",
     ) -> list[T]:
         """Feed back one finished request; return the waiting jobs to defer if it died."""
         transport = destination.transport
@@ -215,14 +222,17 @@ class Scheduler(Generic[T]):
             destination.window = max(1.0, destination.window - 1 / destination.window)
             limit = policy.failed_cohort_limit
             if limit > 0 and destination.fail_cohorts >= limit:
-                handed_back = self.kill(destination, now, reason)
+                handed_back = self.kill(destination, now, reason, dsn)
         self._offer(destination, now)
         return handed_back
 
-    def kill(self, destination: Destination[T], now: float, reason: str = "") -> list[T]:
+    def kill(
+        self, destination: Destination[T], now: float, reason: str = "", dsn: str = ""
+    ) -> list[T]:
         """Mark destination dead for its dead time; return its waiting jobs."""
         destination.dead_until = now + destination.transport.policy.dead_time
         destination.reason = reason
+        destination.dsn = dsn
         destination.fail_cohorts = 0.0
         jobs = list(destination.jobs)
         destination.jobs.clear()
@@ -235,7 +245,7 @@ class Scheduler(Generic[T]):
     def _revive(self, destination: Destination[T]) -> None:
         """Back from the dead: the best window is anyone's guess, so start again (Postfix)."""
         destination.dead_until = 0.0
-        destination.reason = ""
+        destination.reason = destination.dsn = ""
         destination.fail_cohorts = 0.0
         initial = self._initial_window(destination.transport.policy)
         destination.window = float(destination.active) if destination.active else initial

@@ -92,10 +92,10 @@ def test_a_failed_cohort_kills_the_destination_and_hands_back_its_jobs() -> None
     first, second = scheduler.ready(0)
     assert scheduler.completed(first[0], FAILURE, 1.0, "connection refused") == []
     assert scheduler.ready(1.0) == []  # window 1.5: still one in flight
-    handed_back = scheduler.completed(second[0], FAILURE, 2.0, "connection refused")
+    handed_back = scheduler.completed(second[0], FAILURE, 2.0, "connection refused", "4.4.1")
     assert sorted(handed_back) == list(range(2, 10))
     assert destination.dead_until == 2.0 + POLICY.dead_time
-    assert destination.reason == "connection refused"
+    assert (destination.reason, destination.dsn) == ("connection refused", "4.4.1")
     assert not destination.jobs
 
 

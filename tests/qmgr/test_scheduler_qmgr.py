@@ -1,0 +1,122 @@
+"""The scheduler in a running qmgr: rate delays, a deferred backlog beside new mail, and a dead
+destination that gets no connection storm."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import socket
+import time
+
+import pytest
+
+from mta.queue import Message, QueueName, Recipient, RecipientResult, RecipientStatus
+
+from .conftest import MakeInstance
+from .harness import Instance, wait_for
+
+
+def sent_times(instance: Instance, agent: str, count: int, timeout: float = 20.0) -> list[float]:
+    """Watch an agent's log and note when each of its first `count` "status=sent" lines
+    appears (by the test's own clock, polled every few milliseconds)."""
+    times: list[float] = []
+    deadline = time.monotonic() + timeout
+    while len(times) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(times)} of {count} deliveries seen")
+        seen = instance.log(agent).count("status=sent")
+        times += [time.monotonic()] * (seen - len(times))
+        time.sleep(0.005)
+    return times
+
+
+def queue_ids_in_order(log: str, pattern: str) -> list[str]:
+    return re.findall(rf"\]: (\w+): {pattern}", log)
+
+
+@pytest.mark.slow
+def test_destination_rate_delay_spaces_deliveries_to_one_destination(
+    make_instance: MakeInstance,
+) -> None:
+    instance = make_instance(
+        "default_transport = discard\ndiscard_destination_rate_delay = 1s\n"
+        "initial_destination_concurrency = 10\n"
+    )
+    instance.start_agent("discard")
+    instance.start_qmgr()
+    ids = instance.enqueue(3, recipients=("bob@remote.test",))
+    [other] = instance.enqueue(recipients=("carol@other.test",))
+    times = sent_times(instance, "discard", 4)
+    gaps = sorted(later - earlier for earlier, later in itertools.pairwise(times))
+    # remote.test: one delivery per second, not three at once; other.test is another
+    # destination, so it does not wait behind remote.test's delay.
+    assert gaps[1] >= 0.95 and gaps[2] >= 0.95
+    assert gaps[2] < 2.0
+    order = queue_ids_in_order(instance.log("discard"), "to=<")
+    assert order.index(other) < order.index(ids[1])
+    wait_for(lambda: instance.queued() == 0, "empty queue")
+
+
+def make_due_backlog(instance: Instance, count: int) -> list[str]:
+    """count messages in the deferred queue, all due: the backlog after an outage."""
+    content = b"Subject: backlog\r\n\r\nhello\r\n"
+    backlog = Message("alice@client.test", (Recipient("old@remote.test"),), content)
+    ids = instance.queue.enqueue([backlog] * count)
+    instance.queue.take_incoming(count)
+    past = time.time() - 10
+    instance.queue.record_results(
+        [RecipientResult(i, 0, RecipientStatus.DEFERRED, "4.4.1", "outage", past) for i in ids]
+    )
+    assert instance.queue.count(QueueName.DEFERRED) == count
+    return ids
+
+
+def test_a_deferred_backlog_does_not_starve_new_mail_nor_wait_for_the_next_queue_run(
+    make_instance: MakeInstance,
+) -> None:
+    # 1000 due deferred messages and two new ones wait when qmgr starts; an intake takes 50.
+    instance = make_instance("default_transport = discard\nqmgr_intake_batch_limit = 50\n")
+    backlog = make_due_backlog(instance, 1000)
+    new = instance.enqueue(2, recipients=("fresh@remote.test",))
+    instance.start_agent("discard")
+    instance.start_qmgr()
+    # The backlog drains at once, not at the next queue_run_delay (300s) ...
+    wait_for(lambda: instance.queued() == 0, "empty queue")
+    activated = queue_ids_in_order(instance.log("qmgr"), r"from=<[^>]*>, size=\d+, nrcpt=1")
+    assert sorted(activated) == sorted(backlog + new)
+    # ... and the new mail went into the active queue with the first intake.
+    assert max(activated.index(queue_id) for queue_id in new) < 50
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_dead_destination_gets_no_connection_storm_and_its_mail_is_deferred(
+    make_instance: MakeInstance,
+) -> None:
+    instance = make_instance(
+        f"default_transport = smtp\nrelayhost = [127.0.0.1]:{closed_port()}\n"
+        "initial_destination_concurrency = 2\n"
+    )
+    instance.start_agent("smtp")
+    instance.start_qmgr()
+    ids = instance.enqueue(30)
+    wait_for(
+        lambda: instance.queue.count(QueueName.DEFERRED) == len(ids) and instance.queued() == 30,
+        "all mail deferred",
+    )
+    smtp_log, qmgr_log = instance.log("smtp"), instance.log("qmgr")
+    tried = queue_ids_in_order(smtp_log, r"to=<bob@remote\.test>.*status=deferred")
+    suspended = queue_ids_in_order(
+        qmgr_log,
+        r"to=<bob@remote\.test>.*dsn=4\.4\.1, status=deferred \(delivery temporarily suspended: ",
+    )
+    # Two connection attempts (the initial window) made the destination dead; the other 28
+    # messages were deferred by qmgr without a connection attempt, and nothing bounced.
+    assert len(tried) == 2, smtp_log
+    assert sorted(tried + suspended) == sorted(ids)
+    assert "Connection refused" in qmgr_log
+    assert "status=bounced" not in smtp_log + qmgr_log
