@@ -11,16 +11,18 @@ signed.test (signed at test time; its key is unbound's trust anchor):
   plain      A only                        implicit MX, secure NODATA for MX
   nodata     A; _25._tcp.nodata TXT        secure NODATA for TLSA
   nx         A; no _25._tcp.nx at all      secure NXDOMAIN for TLSA
-  bogus      A; _25._tcp.bogus TLSA        changed after signing: bogus, SERVFAIL
+  bogus      A; *._tcp.bogus TLSA          changed after signing: bogus, SERVFAIL
+  bogusmx    MX 10 bogus                   end-to-end: deferred
   alias      CNAME mx                      TLSA found at the expanded name
   alias-nodata CNAME nodata; _25._tcp.alias-nodata TLSA   found at the initial name
   unusable   A; _25._tcp TLSA 1 1 1 + 0 0 1  records, none usable
   mixed      MX 10 mx.unsigned.test.       secure MX, insecure host
   dane       MX 10 mx-dane; *._tcp.mx-dane TLSA 3 1 1 (receiver leaf)   end-to-end: verified
   bad        MX 10 mx-bad;  *._tcp.mx-bad  TLSA 3 1 1 (another key)     end-to-end: 4.7.5
-  ta         MX 10 mx-ta;   *._tcp.mx-ta   TLSA 2 0 1 (root)           end-to-end: DANE-TA
+  ta         MX 10 mx-ta;   *._tcp.mx-ta   TLSA 2 1 1 (intermediate)   end-to-end: DANE-TA
 unsigned.test (no trust anchor: insecure):
-  @          MX 10 mx; mx A 127.0.0.1; TLSA records that would match (ignored: insecure)
+  @          MX 10 mx; mx A 127.0.0.1; _25._tcp.mx TLSA 3 1 1 (mx leaf: would match),
+             *._tcp.mx TLSA 3 1 1 (would not): both ignored, the zone is insecure
   to-signed  MX 10 mx.signed.test.         insecure MX, secure host
 """
 
@@ -93,7 +95,8 @@ def zones(pki: Pki) -> list[Zone]:
         '_25._tcp.nodata TXT "no TLSA here"',
         "nx A 127.0.0.1",
         "bogus A 127.0.0.1",
-        f"_25._tcp.bogus TLSA {pki.mx.tlsa(3, 1, 1)}",
+        f"*._tcp.bogus TLSA {pki.mx.tlsa(3, 1, 1)}",
+        "bogusmx MX 10 bogus",
         "alias CNAME mx",
         "alias-nodata CNAME nodata",
         f"_25._tcp.alias-nodata TLSA {pki.mx.tlsa(3, 1, 2)}",
@@ -109,7 +112,7 @@ def zones(pki: Pki) -> list[Zone]:
         f"*._tcp.mx-bad TLSA 3 1 1 {WRONG_HASH}",
         "ta MX 10 mx-ta",
         "mx-ta A 127.0.0.1",
-        f"*._tcp.mx-ta TLSA {pki.root.tlsa(2, 0, 1)}",
+        f"*._tcp.mx-ta TLSA {pki.intermediate.tlsa(2, 1, 1)}",
     ]
     unsigned = [
         "@ MX 10 mx",
@@ -123,7 +126,7 @@ def zones(pki: Pki) -> list[Zone]:
             SIGNED,
             signed,
             signed=True,
-            tamper=[("_25._tcp.bogus", "TLSA", f"3 1 1 {WRONG_HASH}")],
+            tamper=[("*._tcp.bogus", "TLSA", f"3 1 1 {WRONG_HASH}")],
         ),
         Zone(UNSIGNED, unsigned),
     ]
