@@ -393,6 +393,10 @@ class Qmgr:
         self._want_incoming = True
         if FLUSH_DEFERRED in requests:
             self._want_flush = True
+            # As Postfix's flush: dead destinations and transports get another chance.
+            self.scheduler.revive_all()
+            for client in self._clients.values():
+                client.unavailable_until = 0.0
         self._wake()
 
     async def _timer(self) -> None:

@@ -15,8 +15,9 @@ transport. As in Postfix's qmgr(8) (SCHEDULER_README, "concurrency scheduling"):
   `<transport>_destination_concurrency_failed_cohort_limit` (0: never) the destination is
   dead: its waiting jobs are handed back to be deferred, new jobs are refused and nothing is
   started for it (no connection storm against a host that is down) until `dead_time`
-  (minimal_backoff_time) has passed. Requests still in flight finish; one that succeeds
-  revives the destination. A destination that comes back starts again at its initial window.
+  (minimal_backoff_time) has passed or the queue is flushed. Requests still in flight
+  finish; one that succeeds revives the destination. A destination that comes back starts
+  again at its initial window.
 - `<transport>_destination_rate_delay` > 0: one request at a time to the destination, and the
   next starts that long after the previous one finished. `<transport>_transport_rate_delay`
   (Postfix 3.1) does the same over all destinations of the transport.
@@ -237,6 +238,12 @@ class Scheduler(Generic[T]):
         jobs = list(destination.jobs)
         destination.jobs.clear()
         return jobs
+
+    def revive_all(self) -> None:
+        """Give every dead destination another chance now (Postfix's qmgr on a flush)."""
+        for destination in self.destinations.values():
+            if destination.dead_until:
+                self._revive(destination)
 
     def _revive_if_due(self, destination: Destination[T], now: float) -> None:
         if destination.dead_until and not destination.dead(now):

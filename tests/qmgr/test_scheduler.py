@@ -117,6 +117,18 @@ def test_a_dead_destination_gets_no_connection_attempts_until_its_dead_time_is_o
     assert len(scheduler.ready(300.0)) == 2
 
 
+def test_a_flush_revives_every_dead_destination() -> None:
+    scheduler = make()
+    for name in ("a.test", "b.test"):
+        fill(scheduler, name, 3)
+        destination = scheduler.destination("smtp", name)
+        scheduler.kill(destination, 0, "timeout")
+    scheduler.revive_all()
+    assert scheduler.add("smtp", "a.test", 99, 1.0)
+    assert [job for _, job in scheduler.ready(1.0)] == [99]
+    assert not scheduler.destination("smtp", "b.test").dead(1.0)
+
+
 def test_a_success_in_flight_revives_a_dead_destination() -> None:
     scheduler = make()
     fill(scheduler, "flaky.test", 10)

@@ -120,3 +120,11 @@ def test_a_dead_destination_gets_no_connection_storm_and_its_mail_is_deferred(
     assert sorted(tried + suspended) == sorted(ids)
     assert "Connection refused" in qmgr_log
     assert "status=bounced" not in smtp_log + qmgr_log
+    # The later retry: `mta queue flush` gives the destination another chance, and again it
+    # gets only its initial window of connection attempts before it is dead once more.
+    instance.trigger(b"F")
+    wait_for(lambda: instance.log("smtp").count("status=deferred") == 4, "a second try")
+    wait_for(lambda: instance.log("qmgr").count("temporarily suspended") == 56, "56 deferrals")
+    time.sleep(0.2)
+    assert instance.log("smtp").count("status=deferred") == 4
+    assert instance.queued() == 30
