@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import ssl
 import time
@@ -338,7 +339,7 @@ class Session:
 
     # -- errors ------------------------------------------------------------------------------
 
-    def _failure(self, error: BaseException, what: str) -> SessionError:
+    def _failure(self, error: BaseException, what: str, *, try_next: bool = True) -> SessionError:
         self.usable = False
         if isinstance(error, TimeoutError):
             text = f"conversation with {self.endpoint.name} timed out while {what}"
@@ -347,7 +348,7 @@ class Session:
         else:
             text = f"lost connection with {self.endpoint.name} while {what}"
         self.abort()
-        return SessionError("4.4.2", text)
+        return SessionError("4.4.2", text, try_next=try_next)
 
     def said(self, reply: Reply, command: str) -> str:
         return (
@@ -358,7 +359,10 @@ class Session:
         try:
             return await self.channel.reply(step.timeout)
         except (TimeoutError, _ConnectionLost, ReplySyntaxError, OSError) as error:
-            raise self._failure(error, step.what) from None
+            # After the content, the server may have taken the message: another host now
+            # would deliver it twice (Postfix defers it: "may be sent more than once").
+            after_content = step.command in ("end of DATA", "end of data")
+            raise self._failure(error, step.what, try_next=not after_content) from None
 
     async def command(self, line: str, timeout: float, what: str) -> Reply:
         try:
@@ -762,7 +766,8 @@ async def open_session(
             "4.4.1", f"connect to {where}: Connection timed out", connected=False
         ) from None
     except OSError as error:
-        reason = error.strerror or str(error)
+        # asyncio's text is "Connect call failed (...)"; Postfix logs the system's words.
+        reason = os.strerror(error.errno) if error.errno else str(error)
         raise SessionError("4.4.1", f"connect to {where}: {reason}", connected=False) from None
     session = Session(endpoint, settings, channel, log)
     greeting = await session._read(

@@ -68,6 +68,8 @@ class Script:
 class SessionRecord:
     commands: list[str] = field(default_factory=list)
     tls: bool = False
+    after_mail: list[bytes] = field(default_factory=list)
+    """For each MAIL: what had already arrived behind it (PIPELINING sends the whole group)."""
 
 
 @dataclass
@@ -162,6 +164,7 @@ class _ScriptedSmtp(SMTP):
             if verb in script.stall:
                 await asyncio.sleep(STALL_SECONDS)
             if verb == "MAIL":
+                record.after_mail.append(bytes(self._reader._buffer))  # type: ignore[attr-defined]
                 self.mail_line = record.commands[-1]
                 self.rcpt_lines = []
                 self._chunks = []
