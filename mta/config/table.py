@@ -862,6 +862,20 @@ TABLE: tuple[Parameter, ...] = (
         minimum=1,
     ),
     Parameter(
+        "local_destination_recipient_limit",
+        INTEGER,
+        "1",
+        "Recipients per local delivery request; 1: each recipient is a destination of its own.",
+        minimum=1,
+    ),
+    Parameter(
+        "local_destination_concurrency_limit",
+        INTEGER,
+        "2",
+        "Parallel local deliveries to one recipient (with a local recipient limit of 1).",
+        minimum=1,
+    ),
+    Parameter(
         "default_destination_concurrency_failed_cohort_limit",
         INTEGER,
         "1",

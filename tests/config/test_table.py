@@ -117,6 +117,8 @@ POSTFIX_DEFAULTS = {
     "default_destination_rate_delay": "0s",
     "default_transport_rate_delay": "0s",
     "qmgr_message_recipient_limit": "20000",
+    "local_destination_recipient_limit": "1",
+    "local_destination_concurrency_limit": "2",
     "default_process_limit": "100",
 }
 
