@@ -2,11 +2,13 @@
 
 Intake: a trigger ('I' from smtpd, 'F' from `mta queue flush`) or the queue_run_delay timer
 reads new and due deferred mail in a read-only transaction (up to qmgr_intake_batch_limit at
-a time, at most qmgr_message_active_limit at once, skipping the messages qmgr already works
-on), each message is logged `from=<...>, size=N, nrcpt=N (queue active)`, and its unfinished
-recipients are resolved and split into delivery requests. Requests go to the agents over
-kept-open connections, several in flight on each, frames written together once per loop
-iteration.
+a time, at most qmgr_message_active_limit at once and qmgr_message_recipient_limit
+recipients, new and deferred mail in turn: mta.qmgr.admission; skipping the messages qmgr
+already works on), each message is logged `from=<...>, size=N, nrcpt=N (queue active)`, and
+its unfinished recipients are resolved and split into delivery requests. mta.qmgr.scheduler
+says which may start (destination windows, dead destinations, rate delays; a timer wakes
+dispatch when a rate delay ends). Requests go to the agents over kept-open connections,
+several in flight on each, frames written together once per loop iteration.
 
 Results: the agent logs each recipient and then answers. qmgr's queue changes (marking taken
 mail active, recording results, deferred mail's next try, queueing bounces, deleting finished
@@ -25,7 +27,9 @@ undoes qmgr's last commit only means mail taken again or delivered again.
 Deferrals: agent-reported deferrals retry after a backoff that doubles per attempt between
 minimal_backoff_time and maximal_backoff_time; a request whose agent died gets
 delivery_agent_crash_retry_time; an agent that cannot be reached suspends its transport
-for transport_retry_time ("4.3.0 mail transport unavailable"). Deferred mail older than
+for transport_retry_time ("4.3.0 mail transport unavailable"); mail for a dead destination
+is deferred ("delivery temporarily suspended: ...") until minimal_backoff_time has passed or
+the queue is flushed, which also ends a transport's suspension. Deferred mail older than
 maximal_queue_lifetime (bounce_queue_lifetime for null-sender mail) is returned to the sender.
 """
 
