@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import random
 import socket
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -146,36 +147,42 @@ class _Mx:
 
 
 class AnswerCache:
-    """(name, type) -> answer until its TTL ends; bounded, least recently used first out."""
+    """(name, type) -> answer until its TTL ends; bounded, least recently used first out.
+
+    Thread-safe: the SMTP client runs its lookups in worker threads (asyncio.to_thread).
+    """
 
     def __init__(self, size: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.size = size
         self.clock = clock
         self._entries: OrderedDict[tuple[str, int], tuple[float, Answer]] = OrderedDict()
+        self._lock = threading.Lock()
         self.hits = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: tuple[str, int]) -> Answer | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        expires, answer = entry
-        if self.clock() >= expires:
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return answer
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            expires, answer = entry
+            if self.clock() >= expires:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return answer
 
     def put(self, key: tuple[str, int], answer: Answer, ttl: int) -> None:
         if self.size <= 0 or ttl <= 0:
             return
-        self._entries[key] = (self.clock() + min(ttl, MAX_CACHE_TTL), answer)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        with self._lock:
+            self._entries[key] = (self.clock() + min(ttl, MAX_CACHE_TTL), answer)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
 
 
 def _negative_ttl(response: dns.message.Message | None) -> int:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
+import threading
 
 import pytest
 from support.dnsmasq import LOCAL_TTL, Dnsmasq, free_port
 
 from mta.config.errors import ConfigError
 from mta.config.maincf import BUILTIN_DEFAULTS, Settings
-from mta.dns.resolver import Destination, DnsFailure, NextHopResolver
+from mta.dns.resolver import Answer, AnswerCache, Destination, DnsFailure, NextHopResolver
 
 
 class FakeClock:
@@ -207,3 +208,29 @@ def test_a_resolver_that_does_not_validate_gives_no_secure_destination(dnsmasq: 
     result = resolver(dnsmasq, support_level="dnssec").resolve("mx.test")
     assert isinstance(result, tuple) and len(result) == 3
     assert not any(destination.secure for destination in result)
+
+
+def test_the_cache_is_safe_across_threads() -> None:
+    # the smtp agent resolves in worker threads. Here another thread evicts the very entry a
+    # lookup is expiring, at the worst moment (while get() reads the clock): with the lock it
+    # waits its turn; without it, get() would delete an entry that is already gone.
+    racing: list[threading.Thread] = []
+
+    class RacingClock:
+        now = 1000.0
+
+        def __call__(self) -> float:
+            if not racing:
+                racing.append(
+                    threading.Thread(target=cache.put, args=(("b.test", 1), Answer(()), 60))
+                )
+                racing[0].start()
+                racing[0].join(0.2)  # with the lock, the evicting put cannot finish now
+            return self.now
+
+    clock = RacingClock()
+    cache = AnswerCache(1, clock)
+    cache._entries[("a.test", 1)] = (clock.now - 1, Answer(("127.0.0.1",)))  # expired
+    assert cache.get(("a.test", 1)) is None
+    racing[0].join()
+    assert list(cache._entries) == [("b.test", 1)]
