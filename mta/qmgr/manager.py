@@ -18,7 +18,9 @@ logs `removed` after the commit. Mail delivered within one such window goes from
 deleted without being written as active; slower mail shows as active from the next commit.
 A final status is thus in the log before the queue forgets the recipient; a kill -9 at any
 point leaves mail queued in incoming, active or deferred (delivered again at worst), never
-lost, and a bounce is queued in the transaction that records the bounced recipient.
+lost, and a notice is queued in the transaction that records the result it reports
+(mta.bounce.notices: bounces, NOTIFY=SUCCESS, delay warnings after delay_warning_time,
+resource and software problems for notify_classes; docs/bounces.md).
 Queue transactions run in one dedicated thread (mta.util.batchthread) so the loop keeps
 dispatching while LMDB syncs; a cycle's outcome comes back with one loop wake-up;
 the queue handle skips the meta-page fsync (QueueSettings.metasync), since a crash that
