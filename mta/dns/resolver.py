@@ -395,7 +395,7 @@ class NextHopResolver:
 
     def host_alias(self, host: str) -> tuple[str, bool]:
         """The name a host's address records belong to after CNAMEs, and whether that
-        expansion was validated: (host, secure) when there is no CNAME (RFC 7672 2.2.3).
+        expansion was validated: (host, secure) when there is no CNAME (RFC 7672 2.2.2).
 
         Uses the cached address answers when there are any. Raises DnsTemporaryError when
         every family failed for now.

@@ -21,7 +21,7 @@ smtp_dns_support_level = dnssec; see mta.dns.resolver) is trusted as Postfix tru
 that resolver must validate and be reached over a trusted path (loopback). Nothing the TLS
 peer sends is trusted until dane_verify() has matched it; parsing errors are refusals.
 
-Lookups (RFC 7672 2.2.3, RFC 7671 7): when the host's address records came through a CNAME
+Lookups (RFC 7672 2.2.2, RFC 7671 7): when the host's address records came through a CNAME
 and that expansion was validated, TLSA records are looked up first at the expanded name (it
 becomes the TLSA base domain); when that name securely has none, at the host name as given.
 An expansion that was not validated is not followed: only the host name as given is used.
