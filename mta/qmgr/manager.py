@@ -324,7 +324,7 @@ class Qmgr:
     def __init__(self, settings: QmgrSettings, queue: MailQueue) -> None:
         self.settings = settings
         self.queue = queue
-        self.scheduler: Scheduler[Job] = Scheduler(settings.policy)
+        self.scheduler: Scheduler[Job] = Scheduler(settings.policy, settings.recipient_active_limit)
         self.admission = Admission(
             settings.active_limit, settings.recipient_active_limit, settings.intake_batch
         )

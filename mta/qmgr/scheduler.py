@@ -130,8 +130,14 @@ class Destination(Generic[T]):
 class Scheduler(Generic[T]):
     """Jobs of type T wait per destination and leave through ready() within the limits."""
 
-    def __init__(self, policy_for: Callable[[str], TransportPolicy]) -> None:
+    def __init__(
+        self, policy_for: Callable[[str], TransportPolicy], memory_limit: int = 20000
+    ) -> None:
         self._policy_for = policy_for
+        self.memory_limit = memory_limit
+        """Destinations kept before idle ones are forgotten (qmgr_message_recipient_limit,
+        which in Postfix also bounds the dead-destination cache)."""
+        self._forget_at = memory_limit
         self.transports: dict[str, Transport[T]] = {}
         self.destinations: dict[tuple[str, str], Destination[T]] = {}
         self._timers: list[tuple[float, int, Destination[T]]] = []
@@ -159,6 +165,10 @@ class Scheduler(Generic[T]):
 
     def add(self, transport: str, name: str, job: T, now: float) -> bool:
         """Queue job for its destination; False if the destination is dead (defer the job)."""
+        if len(self.destinations) >= self._forget_at:
+            # Bounded memory; doubling the mark keeps this rare when most are still busy.
+            self.forget_idle(now)
+            self._forget_at = max(self.memory_limit, 2 * len(self.destinations))
         destination = self.destination(transport, name)
         self._revive_if_due(destination, now)
         if destination.dead(now):

@@ -268,6 +268,20 @@ def test_forget_idle_keeps_dead_and_rate_delayed_destinations() -> None:
     assert scheduler.destinations == {}
 
 
+def test_idle_destinations_are_forgotten_past_the_memory_limit() -> None:
+    scheduler: Scheduler[int] = Scheduler(lambda _transport: POLICY, memory_limit=100)
+    for domain in range(100):
+        fill(scheduler, f"d{domain}.test", 1)
+    for destination, _ in scheduler.ready(0):
+        scheduler.completed(destination, SUCCESS, 0)  # now idle: 10 at most were started
+    busy = len([d for d in scheduler.destinations.values() if d.jobs or d.active])
+    fill(scheduler, "new.test", 1, now=1.0)
+    assert len(scheduler.destinations) == busy + 1  # the idle ones were forgotten
+    for domain in range(1000):  # all busy: the limit bends, and no scan per add
+        fill(scheduler, f"busy{domain}.test", 1, now=1.0)
+    assert len(scheduler.destinations) == busy + 1001
+
+
 def test_requests_group_recipients_by_next_hop_up_to_the_recipient_limit() -> None:
     routed = [("smtp", "a.test", f"r{n}@a.test", n) for n in range(5)]
     routed += [("smtp", "b.test", "x@b.test", 10), ("local", "here", "Joe@here", 20)]
