@@ -94,6 +94,7 @@ LATENCY_PRESETS = {
 DEFAULT_MESSAGES = 20000
 QUICK_MESSAGES = 2000
 POLL_SECONDS = 0.1
+CONNECTION_SAMPLE_SECONDS = 0.25
 
 
 def log(message: str) -> None:
@@ -166,38 +167,60 @@ def dns_answers(name: str) -> bool:
 # CPU accounting from /proc
 
 
-def proc_stat(pid: int) -> tuple[int, float] | None:
-    """(parent PID, utime+stime+cutime+cstime in seconds) of a live process."""
+def proc_stat(pid: int) -> tuple[int, float, float] | None:
+    """(parent PID, own CPU s, reaped children's CPU s) of a live process."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = text[text.rindex(")") + 2 :].split()
-    ticks = sum(int(x) for x in fields[11:15])
-    return int(fields[1]), ticks / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / tick
+    children = (int(fields[13]) + int(fields[14])) / tick
+    return int(fields[1]), own, children
 
 
-def tree_cpu(root: int) -> float:
-    """CPU seconds of root and all its live descendants, including their reaped children.
+def process_name(pid: int) -> str:
+    """Postfix daemons by name (comm); Python services by module (`-m mta.qmgr`)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+    if b"-m" in argv[:-1]:
+        return argv[argv.index(b"-m") + 1].decode(errors="replace")
+    if comm.startswith("python") and len(argv) > 1:
+        return Path(argv[1].decode(errors="replace")).name
+    return comm
+
+
+def tree_cpu(root: int) -> dict[str, float]:
+    """CPU seconds of root and its live descendants by process name; "exited": reaped ones.
 
     A process that ended was added to its parent's cutime/cstime when reaped, so summing
     own + children's time over the live tree counts every process once.
     """
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
+    stats: dict[int, tuple[int, float, float]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             stat = proc_stat(int(entry))
             if stat:
-                parents[int(entry)], cpu[int(entry)] = stat
-    total = 0.0
-    for pid, seconds in cpu.items():
+                stats[int(entry)] = stat
+    by_name: dict[str, float] = {}
+    for pid, (_, own, children) in stats.items():
         p = pid
         while p > 1 and p != root:
-            p = parents.get(p, 0)
+            p = stats[p][0] if p in stats else 0
         if p == root:
-            total += seconds
-    return total
+            name = process_name(pid)
+            by_name[name] = by_name.get(name, 0.0) + own
+            by_name["exited"] = by_name.get("exited", 0.0) + children
+    return by_name
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    names = sorted(set(before) | set(after))
+    return {n: round(after.get(n, 0.0) - before.get(n, 0.0), 2) for n in names}
 
 
 def busy_cores() -> tuple[float, float]:
@@ -312,7 +335,7 @@ class Dns:
             stop_process(self.proc, "dnsmasq")
 
     def cpu(self) -> float:
-        return tree_cpu(self.proc.pid) if self.proc else 0.0
+        return sum(tree_cpu(self.proc.pid).values()) if self.proc else 0.0
 
 
 @dataclass
@@ -373,7 +396,7 @@ class Sinks:
             stop_process(proc, f"smtp-sink {n}")
 
     def cpu(self) -> float:
-        return sum(tree_cpu(p.pid) for p in self.procs)
+        return sum(sum(tree_cpu(p.pid).values()) for p in self.procs)
 
     def scan(self) -> None:
         """Reads the complete dump files into self.seen and deletes them."""
@@ -655,10 +678,11 @@ class Options:
     drain_timeout: float
     stall_timeout: float
     run_timeout: float
+    idle_timeout: float
 
 
-def submit(target: Target, load: Load, tag: str, timeout: float) -> tuple[dict[str, Any], float]:
-    argv = [
+def load_argv(target: Target, load: Load, tag: str) -> list[str]:
+    return [
         sys.executable,
         str(Path(__file__).resolve()),
         "load",
@@ -679,41 +703,96 @@ def submit(target: Target, load: Load, tag: str, timeout: float) -> tuple[dict[s
         "--tag",
         tag,
     ]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-        out = json.loads(proc.stdout) if proc.stdout.strip() else {"errors": [proc.stderr[-500:]]}
-        out["rc"] = proc.returncode
-    except subprocess.TimeoutExpired:
-        out = {"rc": 124, "errors": [f"submission timed out after {timeout} s"], "sent": None}
-    return out, time.monotonic()
+
+
+class Connections:
+    """Established connections to each sink, from /proc/net/tcp (the sink's side of each)."""
+
+    def __init__(self, domains: int) -> None:
+        self.index = {
+            f"{int.from_bytes(socket.inet_aton(sink_address(n)), 'little'):08X}:{SINK_PORT:04X}": n
+            for n in range(1, domains + 1)
+        }
+        self.peak: dict[int, int] = {}
+        self.peak_total = 0
+
+    def count(self) -> dict[int, int]:
+        counts: dict[int, int] = {}
+        with open("/proc/net/tcp") as f:
+            next(f)
+            for line in f:
+                fields = line.split(None, 4)
+                n = self.index.get(fields[1])
+                if n is not None and fields[3] == "01":
+                    counts[n] = counts.get(n, 0) + 1
+        return counts
+
+    def sample(self) -> None:
+        counts = self.count()
+        for n, c in counts.items():
+            self.peak[n] = max(self.peak.get(n, 0), c)
+        self.peak_total = max(self.peak_total, sum(counts.values()))
+
+    def wait_idle(self, timeout: float) -> int:
+        """Waits until no connection to any sink is open (the other MTA's cached sessions
+        closing); returns how many are still open when timeout runs out."""
+        deadline = time.monotonic() + timeout
+        while (left := sum(self.count().values())) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return left
 
 
 def measure(target: Target, sinks: Sinks, load: Load, tag: str, opts: Options) -> dict[str, Any]:
     expected = load.messages * load.rcpts
+    conns = Connections(load.domains)
+    open_before = conns.wait_idle(opts.idle_timeout)
     scanner = LogScanner(target.maillog(), target.agent_regex, tag)
     cpu0 = tree_cpu(target.root_pid())
     sinks_cpu0 = sinks.cpu()
     core0 = busy_cores()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    sub, t1 = submit(target, load, tag, opts.run_timeout)
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    sent_at_submit_end = scanner.poll()
-
-    last, last_change, t_done = -1, time.monotonic(), None
+    client = subprocess.Popen(
+        load_argv(target, load, tag), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    t1: float | None = None
+    sent_at_submit_end = 0
+    last, last_change, t_done = -1, t0, None
+    next_sample = t0
     while True:
         n = scanner.poll()
         now = time.monotonic()
-        if n >= expected:
+        if now >= next_sample:
+            conns.sample()
+            next_sample = now + CONNECTION_SAMPLE_SECONDS
+        if t1 is None:
+            if client.poll() is not None:
+                t1 = now
+                sent_at_submit_end = n
+            elif now - t0 > opts.run_timeout:
+                client.kill()
+        if n >= expected and t_done is None:
             t_done = now
+        if t1 is not None and t_done is not None:
             break
         if n != last:
             last, last_change = n, now
-        if now - t1 > opts.drain_timeout or now - last_change > opts.stall_timeout:
+        if t1 is not None and (
+            now - t1 > opts.drain_timeout or now - last_change > opts.stall_timeout
+        ):
             break
         time.sleep(POLL_SECONDS)
+    assert t1 is not None
+    stdout, stderr = client.communicate()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        sub = json.loads(stdout)
+    except ValueError:
+        sub = {"errors": [stderr.decode(errors="replace")[-500:]]}
+    sub["rc"] = client.returncode
     t_end = time.monotonic()
-    cpu = tree_cpu(target.root_pid()) - cpu0
+    cpu_parts = cpu_delta(cpu0, tree_cpu(target.root_pid()))
+    cpu = sum(cpu_parts.values())
     core1 = busy_cores()
     tally = sinks.tally(tag)
     ok = sub.get("rc") == 0
@@ -743,12 +822,16 @@ def measure(target: Target, sinks: Sinks, load: Load, tag: str, opts: Options) -
         "deliver_rate": round(expected / (t_done - t0), 1) if t_done and ok else None,
         "mta_cpu_s": round(cpu, 2),
         "mta_cpu_ms_per_delivery": round(cpu / expected * 1000, 3),
+        "mta_cpu_by_process_s": {k: v for k, v in cpu_parts.items() if v},
         "sinks_cpu_s": round(sinks.cpu() - sinks_cpu0, 2),
         "client_cpu_s": round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 2),
         "busy_cores": round(
             (core1[0] - core0[0]) / max(1.0, core1[1] - core0[1]) * (os.cpu_count() or 1), 2
         ),
         "wall_s": round(t_end - t0, 3),
+        "sink_connections_open_before": open_before,
+        "max_connections_per_destination": max(conns.peak.values(), default=0),
+        "max_connections_total": conns.peak_total,
         "failed_samples": scanner.samples,
     }
     left = target.leftover()
@@ -764,10 +847,14 @@ def describe(r: dict[str, Any]) -> str:
     s += f", delivered {r['received']}/{r['expected_deliveries']}"
     if r["deliver_s"]:
         s += f" in {r['deliver_s']} s ({r['deliver_rate']}/s)"
+    s += f", max conns/destination {r['max_connections_per_destination']}"
+    s += f" (total {r['max_connections_total']})"
     s += (
         f", cpu {r['mta_cpu_ms_per_delivery']} ms/delivery, busy {r['busy_cores']} cores"
         f" (MTA {r['mta_cpu_s']} s, client {r['client_cpu_s']} s, sinks {r['sinks_cpu_s']} s)"
     )
+    parts = sorted(r["mta_cpu_by_process_s"].items(), key=lambda kv: -kv[1])[:6]
+    s += "\n      MTA cpu s: " + ", ".join(f"{k} {v}" for k, v in parts)
     if r["deferred_logged"] or r["bounced_logged"] or r["duplicates"] or r["misrouted"]:
         s += (
             f" [deferred {r['deferred_logged']}, bounced {r['bounced_logged']}, "
@@ -783,14 +870,15 @@ def describe(r: dict[str, Any]) -> str:
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     out = [
         "| rep | C | MTA | submit msg/s | deliveries/s | received | lost | dup | deferred "
-        "| MTA cpu ms/delivery | busy cores |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| max conns/destination | MTA cpu ms/delivery | busy cores |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results:
         out.append(
             f"| {r['rep']} | {r['sessions']} | {r['target']} | {r['submit_rate'] or 'FAILED'} "
             f"| {r['deliver_rate'] or '-'} | {r['received']}/{r['expected_deliveries']} "
             f"| {r['lost']} | {r['duplicates']} | {r['deferred_logged']} "
+            f"| {r['max_connections_per_destination']} "
             f"| {r['mta_cpu_ms_per_delivery']} | {r['busy_cores']} |"
         )
     ratios = ratio_rows(results)
@@ -876,7 +964,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sessions = [int(c) for c in args.sessions.split(",")]
     targets = args.targets.split(",")
     delays = LATENCY_PRESETS.get(args.latency, args.latency)
-    opts = Options(args.drain_timeout, args.stall_timeout, args.run_timeout)
+    opts = Options(args.drain_timeout, args.stall_timeout, args.run_timeout, args.idle_timeout)
 
     # Postfix's daemons (user postfix) must reach the work dir: not under a 0700 home.
     workdir = Path(tempfile.mkdtemp(prefix="mta-relay-bench.", dir=args.workdir or "/tmp"))
@@ -993,6 +1081,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--drain-timeout", type=float, default=600.0)
     p.add_argument("--stall-timeout", type=float, default=60.0)
     p.add_argument("--run-timeout", type=float, default=1200.0)
+    p.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=30.0,
+        help="wait this long for the sinks to have no connection before a run",
+    )
     p.add_argument("--workdir", help="parent of the work directory (default /tmp)")
     p.add_argument("--keep", action="store_true", help="keep logs, queues and dumps")
     p.add_argument("--json")
