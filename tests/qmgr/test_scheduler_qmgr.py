@@ -1,10 +1,11 @@
-"""The scheduler in a running qmgr: rate delays, a deferred backlog beside new mail, and a dead
-destination that gets no connection storm."""
+"""The scheduler in a running qmgr: rate delays, a deferred backlog beside new mail, a dead
+destination that gets no connection storm, and the active queue's limit."""
 
 from __future__ import annotations
 
 import itertools
 import re
+import signal
 import socket
 import time
 
@@ -128,3 +129,22 @@ def test_a_dead_destination_gets_no_connection_storm_and_its_mail_is_deferred(
     time.sleep(0.2)
     assert instance.log("smtp").count("status=deferred") == 4
     assert instance.queued() == 30
+
+
+def test_intake_stops_at_the_active_limit_and_resumes_when_messages_leave(
+    make_instance: MakeInstance,
+) -> None:
+    instance = make_instance("default_transport = discard\nqmgr_message_active_limit = 5\n")
+    instance.start_agent("discard")
+    instance.processes["discard"].send_signal(signal.SIGSTOP)  # nothing leaves for now
+    instance.start_qmgr()
+    ids = instance.enqueue(20)
+    wait_for(lambda: instance.log("qmgr").count("(queue active)") == 5, "five active")
+    instance.trigger()
+    time.sleep(0.3)
+    assert instance.log("qmgr").count("(queue active)") == 5  # the rest wait in incoming
+    assert instance.queued() == 20
+    instance.processes["discard"].send_signal(signal.SIGCONT)
+    wait_for(lambda: instance.queued() == 0, "empty queue")
+    activated = queue_ids_in_order(instance.log("qmgr"), r"from=<[^>]*>, size=\d+, nrcpt=1")
+    assert sorted(activated) == sorted(ids)  # each taken once, none lost
