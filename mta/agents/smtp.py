@@ -138,11 +138,16 @@ class SmtpAgent:
         self.log = logging.getLogger(f"mta.{service}")
 
     @classmethod
-    def from_settings(cls, settings: Settings, service: str, protocol: Protocol) -> SmtpAgent:
+    def from_settings(
+        cls, settings: Settings, service: str, protocol: Protocol, queue: MailQueue | None = None
+    ) -> SmtpAgent:
+        """The agent as main.cf says; `queue` is an already open queue (LMDB opens an
+        environment once per process)."""
         client = ClientSettings.from_settings(settings, protocol)
-        queue = MailQueue(
-            QueueSettings.from_parameters(settings.queue_directory, settings.get), create=False
-        )
+        if queue is None:
+            queue = MailQueue(
+                QueueSettings.from_parameters(settings.queue_directory, settings.get), create=False
+            )
         return cls(
             service,
             client,

@@ -1,14 +1,23 @@
 """Shared pieces of the SMTP/LMTP client tests: client settings with short time limits (a
-stalled server costs a second, not minutes), envelopes, and running a coroutine."""
+stalled server costs a second, not minutes), envelopes, running a coroutine, and an
+in-process agent on a real queue (AgentHarness)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
 from collections.abc import Coroutine
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
+from mta.agents.smtp import SmtpAgent
+from mta.config.maincf import settings_from_text
+from mta.proto.delivery import DeliveryRequest, RecipientOutcome, RequestRecipient
+from mta.queue import MailQueue, QueueSettings
+from mta.queue.message import Message, Recipient
 from mta.smtp.session import (
     NO_TLS,
     Endpoint,
@@ -66,3 +75,89 @@ async def deliver_once(
         return await session.deliver(mail, content)
     finally:
         session.quit()
+
+
+SHORT_MAIN_CF = (
+    "".join(
+        f"{prefix}_{name} = 2s\n"
+        for prefix in ("smtp", "lmtp")
+        for name in (
+            "connect_timeout",
+            "mail_timeout",
+            "rcpt_timeout",
+            "data_init_timeout",
+            "data_xfer_timeout",
+            "data_done_timeout",
+            "starttls_timeout",
+            "rset_timeout",
+        )
+    )
+    + "smtp_helo_timeout = 2s\nlmtp_lhlo_timeout = 2s\n"
+)
+
+
+class AgentHarness:
+    """An in-process smtp or lmtp agent on a real queue in a temp folder: enqueue a message,
+    build the request qmgr would send, and await the agent's outcomes."""
+
+    def __init__(
+        self, directory: Path, main_cf: str = "", protocol: Protocol = Protocol.SMTP
+    ) -> None:
+        self.queue_directory = directory / "q"
+        text = (
+            f"queue_directory = {self.queue_directory}\nmyhostname = client.test\n"
+            f"{SHORT_MAIN_CF}{main_cf}"
+        )
+        self.settings = settings_from_text(text, "main.cf")
+        self.queue = MailQueue(QueueSettings(self.queue_directory))
+        self.agent = SmtpAgent.from_settings(self.settings, protocol.value, protocol, self.queue)
+        self._ids = itertools.count(1)
+
+    def request(
+        self,
+        nexthop: str,
+        *recipients: str | RequestRecipient,
+        content: bytes = CONTENT,
+        **message: Any,
+    ) -> DeliveryRequest:
+        listed = [
+            r if isinstance(r, RequestRecipient) else RequestRecipient(index, r)
+            for index, r in enumerate(recipients or ("b@rcpt.test",))
+        ]
+        (queue_id,) = self.queue.enqueue(
+            [
+                Message(
+                    "a@sender.test",
+                    tuple(Recipient(r.address) for r in listed),
+                    content,
+                    **message,
+                )
+            ]
+        )
+        now = time.time()
+        return DeliveryRequest(
+            next(self._ids), queue_id, nexthop, "a@sender.test", now, now, tuple(listed)
+        )
+
+    async def deliver(self, request: DeliveryRequest) -> list[RecipientOutcome]:
+        return await self.agent.deliver(request)
+
+    def run(self, *requests: DeliveryRequest, pause: float = 0.0) -> list[list[RecipientOutcome]]:
+        """Deliver the requests one after the other in one event loop, then close the agent."""
+
+        async def main() -> list[list[RecipientOutcome]]:
+            results = []
+            try:
+                for request in requests:
+                    results.append(await self.deliver(request))
+                    if pause:
+                        await asyncio.sleep(pause)
+            finally:
+                self.agent.cache.close()
+                await asyncio.sleep(0.05)  # let QUIT reach the servers
+            return results
+
+        return asyncio.run(main())
+
+    def close(self) -> None:
+        self.queue.close()

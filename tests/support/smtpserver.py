@@ -24,7 +24,6 @@ import asyncio
 import re
 import socket
 import ssl
-import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,6 +182,9 @@ class _ScriptedSmtp(SMTP):
         script = self.owner.script
         if not self._greeted and text.startswith("220"):
             self._greeted = True
+            peer = self.session.peer if self.session is not None else None
+            if peer != self.owner.trigger_peer:
+                self.owner.greeted += 1
             if "GREETING" in script.stall:
                 await asyncio.sleep(STALL_SECONDS)
             if script.greeting:
@@ -261,8 +263,8 @@ class _InetController(Controller):
     def _trigger_server(self) -> None:
         # Only connect: a scripted greeting may stall or refuse, which aiosmtpd's own check
         # (it reads the greeting) would take for a failure to start.
-        with socket.create_connection((self.hostname, self.port), 5.0):
-            pass
+        with socket.create_connection((self.hostname, self.port), 5.0) as probe:
+            self.owner.trigger_peer = probe.getsockname()
 
 
 class _UnixController(UnixSocketController):
@@ -302,7 +304,9 @@ class ScriptedServer:
         self.unix_path = unix_path
         self.sessions: list[SessionRecord] = []
         self.messages: list[Received] = []
-        self._lock = threading.Lock()
+        self.greeted = 0
+        """TCP connections greeted (aiosmtpd's own start-up probe not counted)."""
+        self.trigger_peer: object = None
         kwargs: dict[str, Any] = {
             "server_hostname": "mx.scripted.test",
             "enable_SMTPUTF8": True,
