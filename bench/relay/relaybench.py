@@ -536,7 +536,18 @@ class OursTarget(Target):
             text=True,
             check=False,
         ).stdout.strip()
-        self.meta = {"mta": "mta", "commit": version, "pid": self.proc.pid}
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", "mta", "hotpath"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split("\n")
+        self.meta = {
+            "mta": "mta",
+            "commit": version,
+            "uncommitted_files": [line for line in dirty if line],
+            "pid": self.proc.pid,
+        }
 
     def stop(self) -> None:
         if self.proc:
