@@ -1,0 +1,143 @@
+"""Mail through a running mta instance out to real receivers: Postfix's smtp-sink reached by
+relayhost, by a dnsmasq MX and through the relay service, and Dovecot's LMTP server reached by
+transport_maps `lmtp:unix:/path` and `lmtp:inet:host:port`; the mail is read back where each
+receiver stored it."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import smtplib
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.dnsmasq import serving
+from support.dovecot import Dovecot, running_dovecot
+from support.instance import Instance, wait_for
+from support.smtpserver import free_port
+
+MASTER_CF = """\
+127.0.0.1:0 inet n - n - - smtpd
+qmgr      unix  n - n 300 1 qmgr
+error     unix  - - n -   - error
+smtp      unix  - - n -   - smtp
+relay     unix  - - n -   - smtp
+lmtp      unix  - - n -   - lmtp
+"""
+FAST_RETRIES = (
+    "queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n"
+    "delivery_agent_crash_retry_time = 1s\ntransport_retry_time = 1s\n"
+)
+SMTP_SINK = "/usr/sbin/smtp-sink"
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[int, Path]]:
+    """smtp-sink on 127.0.0.1, keeping each message in a file; stopped by its PID."""
+    if not Path(SMTP_SINK).exists():
+        pytest.fail("smtp-sink is missing (package postfix, ci/apt-test-packages.txt)")
+    directory = Path(tempfile.mkdtemp(prefix="mta-sink-", dir="/tmp"))
+    directory.chmod(0o777)  # smtp-sink writes as nobody
+    port = free_port()
+    process = subprocess.Popen(
+        [SMTP_SINK, "-u", "nobody", "-d", f"{directory}/%M.", f"127.0.0.1:{port}", "64"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port, directory
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def sunk(directory: Path) -> dict[str, str]:
+    """Recipient (X-Rcpt-Args) -> the dump smtp-sink wrote for it."""
+    found: dict[str, str] = {}
+    for path in directory.iterdir():
+        text = path.read_text(errors="replace")
+        for line in text.splitlines():
+            if line.startswith("X-Rcpt-Args: <"):
+                found[line.split("<", 1)[1].split(">", 1)[0]] = text
+    return found
+
+
+@pytest.mark.slow
+def test_mail_leaves_through_smtp_relay_and_lmtp(sink: tuple[int, Path]) -> None:
+    sink_port, sink_directory = sink
+    records = ["--mx-host=sink.test,mx.sink.test,10", "--host-record=mx.sink.test,127.0.0.1"]
+    with serving(records) as dns, running_dovecot() as dovecot:
+        directory = Path(tempfile.mkdtemp(prefix="e2e-smtp-", dir="/tmp"))
+        main_cf = (
+            f"{FAST_RETRIES}relayhost = [127.0.0.1]:{sink_port}\n"
+            "relay_domains = relayed.test\n"
+            f"smtp_dns_resolver_address = 127.0.0.1\nsmtp_dns_resolver_port = {dns.port}\n"
+            "inet_protocols = ipv4\n"
+            f"transport_maps = inline:{{ sink.test=smtp:sink.test:{sink_port}, "
+            f"dove.test=lmtp:unix:{dovecot.socket}, "
+            f"dovetcp.test=lmtp:inet:127.0.0.1:{dovecot.port} }}\n"
+        )
+        instance = Instance(directory, MASTER_CF, main_cf)
+        try:
+            instance.start_foreground()
+            _send_and_check(instance, sink_port, sink_directory, dovecot)
+        finally:
+            leftovers = instance.stop()
+            shutil.rmtree(directory, ignore_errors=True)
+        assert leftovers == []
+
+
+RECIPIENTS = [
+    "far@remote.test",
+    "mx@sink.test",
+    "rel@relayed.test",
+    "joe@dove.test",
+    "ann@dovetcp.test",
+]
+
+
+def _send_and_check(
+    instance: Instance, sink_port: int, sink_directory: Path, dovecot: Dovecot
+) -> None:
+    with smtplib.SMTP("127.0.0.1", instance.port, timeout=10) as client:
+        for recipient in RECIPIENTS:
+            client.sendmail(
+                "sender@example.org",
+                [recipient],
+                f"Subject: to {recipient}\r\n\r\nbody for {recipient}\r\n".encode(),
+            )
+
+    def sent_lines() -> list[str] | None:
+        lines = [line for line in instance.log.read_text().splitlines() if "status=sent" in line]
+        return lines if len(lines) >= len(RECIPIENTS) else None
+
+    lines = wait_for(sent_lines, "five deliveries")
+    by_recipient = {r: next(line for line in lines if f"to=<{r}>" in line) for r in RECIPIENTS}
+    assert f"relay=127.0.0.1[127.0.0.1]:{sink_port}," in by_recipient["far@remote.test"]
+    assert " mta/smtp[" in by_recipient["far@remote.test"]
+    assert f"relay=mx.sink.test[127.0.0.1]:{sink_port}," in by_recipient["mx@sink.test"]
+    assert " mta/relay[" in by_recipient["rel@relayed.test"]
+    assert f"relay=127.0.0.1[127.0.0.1]:{sink_port}," in by_recipient["rel@relayed.test"]
+    assert f"[{dovecot.socket}]," in by_recipient["joe@dove.test"]
+    assert " mta/lmtp[" in by_recipient["joe@dove.test"]
+    assert f"relay=127.0.0.1[127.0.0.1]:{dovecot.port}," in by_recipient["ann@dovetcp.test"]
+    assert all("dsn=2.0.0" in line for line in lines)
+
+    dumps = wait_for(
+        lambda: (found := sunk(sink_directory)) and len(found) >= 3 and found, "smtp-sink files"
+    )
+    for recipient in ("far@remote.test", "mx@sink.test", "rel@relayed.test"):
+        assert f"body for {recipient}" in dumps[recipient]
+    joe = wait_for(lambda: dovecot.messages("joe"), "joe's mail in Dovecot")
+    ann = wait_for(lambda: dovecot.messages("ann"), "ann's mail in Dovecot")
+    assert b"Subject: to joe@dove.test" in joe[0] and b"body for joe@dove.test" in joe[0]
+    assert b"Delivered-To: joe@dove.test" in joe[0]
+    assert b"Subject: to ann@dovetcp.test" in ann[0]
