@@ -6,8 +6,10 @@ virtual alias domain address that was not aliased goes to the error transport, w
 it with "User unknown in virtual alias table". When a table cannot answer, the recipient goes
 to the `retry` transport, which has no agent, so it is deferred and tried again later, as
 Postfix's qmgr defers on an address resolver failure; the reason is logged once per address.
-The relay and smtp agents come with issue 6: until then a transport whose socket does not
-exist defers its recipients with "4.3.0 mail transport unavailable", as Postfix does.
+The smtp, relay and lmtp transports are served by mta.agents.smtp and mta.agents.lmtp (in
+the built-in master.cf); qmgr hands each of them the recipients of one message that share a
+next hop, up to <transport>_destination_recipient_limit per request. A transport whose socket
+does not exist defers its recipients with "4.3.0 mail transport unavailable", as Postfix does.
 
 A message with a content filter (the envelope extra `filter`, transport:nexthop, from a FILTER
 action or smtpd's content_filter) has all its recipients go to that transport and nexthop, or
