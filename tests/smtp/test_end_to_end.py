@@ -60,7 +60,7 @@ def sink() -> Iterator[tuple[int, Path]]:
 
 
 def sunk(directory: Path) -> dict[str, str]:
-    """Recipient (X-Rcpt-Args) -> the dump smtp-sink wrote for it."""
+    """Recipient (X-Rcpt-Args) -> the dump smtp-sink wrote for it (one per transaction)."""
     found: dict[str, str] = {}
     for path in directory.iterdir():
         text = path.read_text(errors="replace")
@@ -97,6 +97,7 @@ def test_mail_leaves_through_smtp_relay_and_lmtp(sink: tuple[int, Path]) -> None
 
 RECIPIENTS = [
     "far@remote.test",
+    "far2@remote.test",
     "mx@sink.test",
     "rel@relayed.test",
     "joe@dove.test",
@@ -108,18 +109,19 @@ def _send_and_check(
     instance: Instance, sink_port: int, sink_directory: Path, dovecot: Dovecot
 ) -> None:
     with smtplib.SMTP("127.0.0.1", instance.port, timeout=10) as client:
-        for recipient in RECIPIENTS:
+        # the two remote.test recipients in one message: one transaction to the next hop
+        for recipients in (RECIPIENTS[:2], *([r] for r in RECIPIENTS[2:])):
             client.sendmail(
                 "sender@example.org",
-                [recipient],
-                f"Subject: to {recipient}\r\n\r\nbody for {recipient}\r\n".encode(),
+                recipients,
+                f"Subject: to {recipients[0]}\r\n\r\nbody for {recipients[0]}\r\n".encode(),
             )
 
     def sent_lines() -> list[str] | None:
         lines = [line for line in instance.log.read_text().splitlines() if "status=sent" in line]
         return lines if len(lines) >= len(RECIPIENTS) else None
 
-    lines = wait_for(sent_lines, "five deliveries")
+    lines = wait_for(sent_lines, "six deliveries")
     by_recipient = {r: next(line for line in lines if f"to=<{r}>" in line) for r in RECIPIENTS}
     assert f"relay=127.0.0.1[127.0.0.1]:{sink_port}," in by_recipient["far@remote.test"]
     assert " mta/smtp[" in by_recipient["far@remote.test"]
@@ -132,8 +134,10 @@ def _send_and_check(
     assert all("dsn=2.0.0" in line for line in lines)
 
     dumps = wait_for(
-        lambda: (found := sunk(sink_directory)) and len(found) >= 3 and found, "smtp-sink files"
+        lambda: (found := sunk(sink_directory)) and len(found) >= 4 and found, "smtp-sink files"
     )
+    assert dumps["far@remote.test"] == dumps["far2@remote.test"]
+    assert dumps["far@remote.test"].count("X-Rcpt-Args: ") == 2
     for recipient in ("far@remote.test", "mx@sink.test", "rel@relayed.test"):
         assert f"body for {recipient}" in dumps[recipient]
     joe = wait_for(lambda: dovecot.messages("joe"), "joe's mail in Dovecot")
