@@ -161,6 +161,7 @@ class SmtpAgent:
 
     async def aclose(self) -> None:
         self.cache.close()
+        await asyncio.sleep(0)  # let the transports write their QUIT before the loop ends
         self.queue.close()
 
     # -- routes --------------------------------------------------------------------------------
@@ -206,7 +207,8 @@ class SmtpAgent:
         session = await self.cache.take(key)
         if session is not None:
             await self._transaction(attempt, session, message, content, key, reused=True)
-        if attempt.pending:
+        broken = attempt.last_error is not None and not attempt.last_error.try_next
+        if attempt.pending and not broken:  # never twice after "may be sent more than once"
             await self._try_hosts(attempt, message, content, key)
         for recipient in attempt.pending:
             attempt.outcomes[recipient.index] = attempt.deferred.get(
@@ -373,7 +375,7 @@ class SmtpAgent:
         if session.alive:
             self.cache.give(key, session)
         else:
-            session.quit()
+            session.close()
 
     def _outcome(
         self, recipient: RequestRecipient, result: RecipientResult, relay: str, session: Session

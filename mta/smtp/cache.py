@@ -55,7 +55,7 @@ class SessionCache:
     def give(self, key: Key, session: Session) -> None:
         """Keep a session that finished its transaction, or close it when it may not be reused."""
         if not self.reusable(session):
-            session.quit()
+            session.close()
             return
         handle: asyncio.TimerHandle | None = None
         if self.limits.idle > 0:
@@ -67,12 +67,12 @@ class SessionCache:
             _old_id, (_key, old, old_handle) = self._idle.popitem(last=False)
             if old_handle is not None:
                 old_handle.cancel()
-            old.quit()
+            old.close()
 
     def _expire(self, session_id: int) -> None:
         entry = self._idle.pop(session_id, None)
         if entry is not None:
-            entry[1].quit()
+            entry[1].close()
 
     def _pop(self, key: Key) -> Session | None:
         for session_id, (entry_key, session, handle) in reversed(self._idle.items()):
@@ -89,7 +89,7 @@ class SessionCache:
             if self.reusable(session) and await session.reset():
                 self.reused += 1
                 return session
-            session.quit()
+            session.close()
         return None
 
     def close(self) -> None:
@@ -98,4 +98,4 @@ class SessionCache:
             _session_id, (_key, session, handle) = self._idle.popitem()
             if handle is not None:
                 handle.cancel()
-            session.quit()
+            session.close()

@@ -55,6 +55,7 @@ from mta.smtp.tls import describe, verified_name
 from mta.smtp.xtext import encode_xtext
 
 WRITE_CHUNK_BYTES = 64 * 1024  # content goes out in chunks, each under smtp_data_xfer_timeout
+_closing: set[asyncio.Future[None]] = set()  # sessions waiting for their QUIT reply
 
 
 # -- what goes in, what comes out ------------------------------------------------------------
@@ -730,6 +731,16 @@ class Session:
             with contextlib.suppress(SessionError):
                 await self.command("QUIT", self.settings.timeouts.quit, "sending QUIT")
         self.quit()
+
+    def close(self) -> None:
+        """End the session as *_skip_quit_response says: QUIT and close at once, or QUIT and
+        wait for the reply in the background."""
+        if self.settings.skip_quit_response or not self.alive:
+            self.quit()
+            return
+        task = asyncio.ensure_future(self.quit_and_wait())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
 
     def abort(self) -> None:
         self.usable = False

@@ -229,6 +229,7 @@ def test_lmtp_next_hop_forms(tmp_path: Path) -> None:
     assert results[3][0].relay == f"client.test[{socket_path}]"
     assert len(tcp.messages) == 3 and len(unix.messages) == 1
     assert all(commands[0] == "LHLO client.test" for commands in tcp.commands())
+    assert tcp.commands()[0][-1] == "QUIT"  # lmtp_skip_quit_response = no: QUIT is answered
 
 
 def test_lmtp_unix_path_is_relative_to_the_queue_directory(tmp_path: Path) -> None:
