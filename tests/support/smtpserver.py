@@ -182,9 +182,7 @@ class _ScriptedSmtp(SMTP):
         script = self.owner.script
         if not self._greeted and text.startswith("220"):
             self._greeted = True
-            peer = self.session.peer if self.session is not None else None
-            if peer != self.owner.trigger_peer:
-                self.owner.greeted += 1
+            self.owner.greeted_peers.append(self.session.peer if self.session else None)
             if "GREETING" in script.stall:
                 await asyncio.sleep(STALL_SECONDS)
             if script.greeting:
@@ -304,8 +302,7 @@ class ScriptedServer:
         self.unix_path = unix_path
         self.sessions: list[SessionRecord] = []
         self.messages: list[Received] = []
-        self.greeted = 0
-        """TCP connections greeted (aiosmtpd's own start-up probe not counted)."""
+        self.greeted_peers: list[object] = []
         self.trigger_peer: object = None
         kwargs: dict[str, Any] = {
             "server_hostname": "mx.scripted.test",
@@ -333,6 +330,11 @@ class ScriptedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def greeted(self) -> int:
+        """TCP connections greeted (aiosmtpd's own start-up probe not counted)."""
+        return sum(peer != self.trigger_peer for peer in self.greeted_peers)
 
     def commands(self) -> list[list[str]]:
         """Each session's command lines (sessions with no command left out)."""
