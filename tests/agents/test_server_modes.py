@@ -4,7 +4,10 @@ smtp/lmtp agents), over a real UNIX socket speaking mta.proto.delivery."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -117,3 +120,28 @@ def test_inline_and_threaded_deliveries_still_work(tmp_path: Path) -> None:
     threaded = AgentServer("test", deliver, AgentOptions(threads=2))
     results, _ = exchange(tmp_path / "threaded", threaded, 2)
     assert len(results) == 2 and len(threads) > 1
+
+
+def test_master_cf_overrides_reach_the_agent(tmp_path: Path) -> None:
+    """`-o name=value` (master.cf arguments) overrides main.cf for that agent process."""
+    elsewhere = tmp_path / "no-queue-here"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mta.agents.local",
+            "-c",
+            str(tmp_path),
+            "--listen",
+            str(tmp_path / "socket"),
+            "-o",
+            f"queue_directory={elsewhere}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert done.returncode != 0
+    assert f"queue directory {elsewhere} does not exist" in done.stderr
