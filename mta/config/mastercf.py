@@ -16,7 +16,7 @@ are `-o name=value` main.cf overrides for that service and nothing else.
 The command column names a program through COMMAND_MODULES (smtpd -> mta.smtpd, discard ->
 mta.agents.discard, ...); the master runs it as `python -m MODULE`. When CONFDIR/master.cf is
 missing, DEFAULT_MASTER_CF is used: one smtpd on 127.0.0.1:2525 plus qmgr and the discard,
-error, local, smtp, relay (the smtp program) and lmtp agents.
+error, retry (the error program), local, smtp, relay (the smtp program) and lmtp agents.
 
 Security: master.cf is trusted (it says what runs), but it is read with a size bound
 (MAX_MASTER_CF_BYTES) and at most MAX_SERVICES entries; chroot is not supported and `y` is
@@ -61,6 +61,7 @@ DEFAULT_MASTER_CF = """\
 qmgr      unix  n       -       n       300     1       qmgr
 discard   unix  -       -       n       -       -       discard
 error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
 local     unix  -       n       n       -       -       local
 smtp      unix  -       -       n       -       -       smtp
 relay     unix  -       -       n       -       -       smtp

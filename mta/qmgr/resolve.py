@@ -4,8 +4,9 @@ qmgr asks mta.rewrite's resolver (trivial-rewrite(8)): the address class (local,
 alias, virtual mailbox, relay, default), its *_transport, relayhost, and transport_maps. A
 virtual alias domain address that was not aliased goes to the error transport, which bounces
 it with "User unknown in virtual alias table". When a table cannot answer, the recipient goes
-to the `retry` transport, which has no agent, so it is deferred and tried again later, as
-Postfix's qmgr defers on an address resolver failure; the reason is logged once per address.
+to the `retry` transport (mta.agents.error as `retry` in the built-in master.cf), which
+defers it with "address resolver failure", and it is tried again later, as Postfix's qmgr
+defers on an address resolver failure; the reason is logged once per address.
 The smtp, relay and lmtp transports are served by mta.agents.smtp and mta.agents.lmtp (in
 the built-in master.cf); qmgr hands each of them the recipients of one message that share a
 next hop, up to <transport>_destination_recipient_limit per request. A transport whose socket

@@ -118,6 +118,7 @@ def test_missing_master_cf_means_the_builtin_table(tmp_path: Path) -> None:
         ("qmgr", "qmgr"),
         ("discard", "discard"),
         ("error", "error"),
+        ("retry", "error"),
         ("local", "local"),
         ("smtp", "smtp"),
         ("relay", "smtp"),
@@ -127,6 +128,7 @@ def test_missing_master_cf_means_the_builtin_table(tmp_path: Path) -> None:
     assert [s.module for s in services[1:]] == [
         "mta.qmgr",
         "mta.agents.discard",
+        "mta.agents.error",
         "mta.agents.error",
         "mta.agents.local",
         "mta.agents.smtp",
