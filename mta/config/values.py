@@ -36,8 +36,10 @@ _LIST_SEPARATORS = re.compile(r"[\s,]+")
 _HOST_NAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\Z")
 _TRANSPORT = re.compile(r"[A-Za-z0-9_-]+(:.*)?\Z")
 _TABLE = re.compile(r"[a-z][a-z0-9_]*:\S+\Z")
-# A table reference in a list; inline:{ key=value, ... } holds separators inside its braces.
-_TABLE_ITEM = re.compile(r"[\s,]*([a-z][a-z0-9_]*:(?:\{[^{}]*\}|[^\s,{}]+))[\s,]*")
+# One list item: a table (inline:{ k=v, { k = v, w }, ... } keeps what is inside its braces,
+# one level of nested braces included) or a word.
+_LIST_ITEM = re.compile(r"!*[a-z][a-z0-9_]*:\{(?:[^{}]|\{[^{}]*\})*\}|[^\s,]+")
+_TABLE_REFERENCE = re.compile(r"[a-z][a-z0-9_]*:\S")
 T = TypeVar("T")
 
 
@@ -119,21 +121,19 @@ def check_networks(value: str, name: str) -> None:
             raise ConfigError(f"{name} = {value}: bad network pattern {item!r}")
 
 
+def list_items(value: str) -> list[str]:
+    """The items of a Postfix list value, split at commas and white space outside braces."""
+    return _LIST_ITEM.findall(value)
+
+
 def table_references(value: str, name: str) -> list[str]:
     """The `type:name` lookup tables of a list such as virtual_alias_maps, in order."""
-    references = []
-    position = 0
-    while position < len(value):
-        match = _TABLE_ITEM.match(value, position)
-        if match is None:
-            if not value[position:].strip(" \t,"):
-                break
+    references = list_items(value)
+    for reference in references:
+        if not _TABLE_REFERENCE.match(reference):
             raise ConfigError(
-                f"{name} = {value}: expected type:name lookup tables, "
-                f"got {value[position:].split(maxsplit=1)[0]!r}"
+                f"{name} = {value}: expected type:name lookup tables, got {reference!r}"
             )
-        references.append(match.group(1))
-        position = match.end()
     return references
 
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mta.config.maincf import Settings
-from mta.config.values import boolean
-from mta.rewrite.tables import MapList, list_items
+from mta.config.values import boolean, list_items
+from mta.rewrite.tables import MapList
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,11 +46,11 @@ import logging
 from dataclasses import dataclass
 
 from mta.config.maincf import ConfigError, Settings
-from mta.config.values import number
+from mta.config.values import list_items, number
 from mta.maps import TableUnavailable
 from mta.rewrite.canonical import Canonicaliser, Masquerade
 from mta.rewrite.resolve import Resolver, TemporaryFailure
-from mta.rewrite.tables import MapList, list_items
+from mta.rewrite.tables import MapList
 
 log = logging.getLogger("mta.rewrite")
 

@@ -25,24 +25,15 @@ next one (Postfix 2.9's gradual degradation): callers turn it into a temporary f
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from mta.config.errors import ConfigError
+from mta.config.values import list_items
 from mta.maps import TableFormatError, address_keys, open_table, split_spec
 from mta.maps.address import split_extension
 
 # Tables that match a pattern against the whole key: Postfix's DICT_FLAG_PATTERN tables.
 PATTERN_TABLE_TYPES = frozenset({"regexp", "pcre"})
-
-# One list item: a table (inline:{ k=v, { k = v, w }, ... } keeps what is inside its braces,
-# one level of nested braces included) or a word.
-_LIST_ITEM = re.compile(r"!*[a-z][a-z0-9_]*:\{(?:[^{}]|\{[^{}]*\})*\}|[^\s,]+")
-
-
-def list_items(value: str) -> list[str]:
-    """The items of a Postfix list value, split at commas and white space outside braces."""
-    return _LIST_ITEM.findall(value)
 
 
 def _table_spec(parameter: str, spec: str) -> tuple[str, bool]:

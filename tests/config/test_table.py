@@ -165,4 +165,7 @@ def test_table_lists_accept_postfix_forms() -> None:
     PARAMETERS["virtual_alias_maps"].check(
         "lmdb:/etc/mta/virtual, inline:{ a@example.com=b@example.com, c=d } regexp:/etc/re"
     )
+    # A braced item keeps its spaces and commas (Postfix 3.0's inline: syntax), as the
+    # tables themselves read it.
+    PARAMETERS["transport_maps"].check("inline:{ { x.test = error:5.1.1 no, such user } }")
     PARAMETERS["header_checks"].check("")
