@@ -297,3 +297,20 @@ def test_deliver_once_helper_speaks_tls(pki: Pki) -> None:
     with ScriptedServer(Script(starttls=pki.server_context(["mx.tls.test"]))) as server:
         results = run(deliver_once(server.port, envelope(), plan=plan))
     assert [r.code for r in results] == [250] and server.messages[0].tls
+
+
+def test_a_refused_starttls_is_plain_text_at_may_and_deferred_at_encrypt(
+    tmp_path: Path, pki: Pki
+) -> None:
+    script = Script(
+        starttls=pki.server_context(["mx.tls.test"]),
+        replies={"STARTTLS": "454 4.7.0 TLS not available due to local problem"},
+    )
+    with ScriptedServer(script) as server:
+        nexthop = f"[127.0.0.1]:{server.port}"
+        may = deliver(tmp_path / "may", "smtp_tls_security_level = may\n", nexthop)
+        encrypt = deliver(tmp_path / "encrypt", "smtp_tls_security_level = encrypt\n", nexthop)
+    assert may[0] is Outcome.SENT and not server.messages[0].tls
+    assert encrypt[:2] == [Outcome.DEFERRED, "4.7.4"]
+    assert "refused to start TLS: 454 4.7.0 TLS not available" in str(encrypt[2])
+    assert len(server.messages) == 1
