@@ -194,33 +194,50 @@ def process_name(pid: int) -> str:
     return comm
 
 
-def tree_cpu(root: int) -> dict[str, float]:
-    """CPU seconds of root and its live descendants by process name; "exited": reaped ones.
+@dataclass
+class ProcCpu:
+    name: str
+    own: float  # the process's own CPU seconds
+    children: float  # CPU seconds of its children that it reaped
 
-    A process that ended was added to its parent's cutime/cstime when reaped, so summing
-    own + children's time over the live tree counts every process once.
-    """
+
+def tree_cpu(root: int) -> dict[int, ProcCpu]:
+    """CPU of root and its live descendants, by PID."""
     stats: dict[int, tuple[int, float, float]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             stat = proc_stat(int(entry))
             if stat:
                 stats[int(entry)] = stat
-    by_name: dict[str, float] = {}
+    tree: dict[int, ProcCpu] = {}
     for pid, (_, own, children) in stats.items():
         p = pid
         while p > 1 and p != root:
             p = stats[p][0] if p in stats else 0
         if p == root:
-            name = process_name(pid)
-            by_name[name] = by_name.get(name, 0.0) + own
-            by_name["exited"] = by_name.get("exited", 0.0) + children
-    return by_name
+            tree[pid] = ProcCpu(process_name(pid), own, children)
+    return tree
 
 
-def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    names = sorted(set(before) | set(after))
-    return {n: round(after.get(n, 0.0) - before.get(n, 0.0), 2) for n in names}
+def total_cpu(tree: dict[int, ProcCpu]) -> float:
+    """CPU seconds of the tree: a process that ended was added to its parent's
+    cutime/cstime when reaped, so own + children over the live tree counts each once."""
+    return sum(p.own + p.children for p in tree.values())
+
+
+def cpu_delta(before: dict[int, ProcCpu], after: dict[int, ProcCpu]) -> dict[str, float]:
+    """CPU seconds used between two snapshots, by process name; "exited" for processes that
+    ended in between (reaped into their parent's cutime/cstime). The parts add up to the
+    difference of total_cpu."""
+    by_name: dict[str, float] = {}
+    for pid, p in after.items():
+        start = before.get(pid)
+        used = p.own - (start.own if start else 0.0)
+        by_name[p.name] = by_name.get(p.name, 0.0) + used
+    gone = sum(p.own + p.children for pid, p in before.items() if pid not in after)
+    kept = sum(p.children for pid, p in before.items() if pid in after)
+    by_name["exited"] = sum(p.children for p in after.values()) - kept - gone
+    return {n: round(v, 2) for n, v in sorted(by_name.items())}
 
 
 def busy_cores() -> tuple[float, float]:
@@ -240,13 +257,14 @@ class LogScanner:
     def __init__(self, path: Path, agent_regex: str, tag: str) -> None:
         self.path = path
         self.regex = re.compile(
-            rf"{agent_regex}\[\d+\]: .*to=<{re.escape(tag)}\.\d+\.\d+@d\d+\.{re.escape(ZONE)}>"
+            rf"{agent_regex}\[(\d+)\]: .*to=<{re.escape(tag)}\.\d+\.\d+@d\d+\.{re.escape(ZONE)}>"
             r", .*status=(sent|deferred|bounced)"
         )
         self.offset = path.stat().st_size if path.exists() else 0
         self.partial = b""
         self.counts = {"sent": 0, "deferred": 0, "bounced": 0}
         self.samples: list[str] = []  # a few deferred/bounced lines, for the report
+        self.pids: set[str] = set()  # delivery agent processes that logged this run's mail
 
     def poll(self) -> int:
         try:
@@ -262,8 +280,9 @@ class LogScanner:
             line = raw.decode(errors="replace")
             m = self.regex.search(line)
             if m:
-                self.counts[m.group(1)] += 1
-                if m.group(1) != "sent" and len(self.samples) < 5:
+                self.pids.add(m.group(1))
+                self.counts[m.group(2)] += 1
+                if m.group(2) != "sent" and len(self.samples) < 5:
                     self.samples.append(line)
         return self.counts["sent"]
 
@@ -335,7 +354,7 @@ class Dns:
             stop_process(self.proc, "dnsmasq")
 
     def cpu(self) -> float:
-        return sum(tree_cpu(self.proc.pid).values()) if self.proc else 0.0
+        return total_cpu(tree_cpu(self.proc.pid)) if self.proc else 0.0
 
 
 @dataclass
@@ -396,7 +415,7 @@ class Sinks:
             stop_process(proc, f"smtp-sink {n}")
 
     def cpu(self) -> float:
-        return sum(sum(tree_cpu(p.pid).values()) for p in self.procs)
+        return sum(total_cpu(tree_cpu(p.pid)) for p in self.procs)
 
     def scan(self) -> None:
         """Reads the complete dump files into self.seen and deletes them."""
@@ -572,9 +591,9 @@ class OursTarget(Target):
             status = json.loads(out.stdout)
         except ValueError:
             return None
-        queues = status.get("queues") if isinstance(status, dict) else None
+        queues = status.get("queue") if isinstance(status, dict) else None
         if isinstance(queues, dict):
-            return sum(int(v) for k, v in queues.items() if k != "hold" and isinstance(v, int))
+            return sum(v for v in queues.values() if isinstance(v, int))
         return None
 
 
@@ -802,8 +821,9 @@ def measure(target: Target, sinks: Sinks, load: Load, tag: str, opts: Options) -
         sub = {"errors": [stderr.decode(errors="replace")[-500:]]}
     sub["rc"] = client.returncode
     t_end = time.monotonic()
-    cpu_parts = cpu_delta(cpu0, tree_cpu(target.root_pid()))
-    cpu = sum(cpu_parts.values())
+    cpu1 = tree_cpu(target.root_pid())
+    cpu_parts = cpu_delta(cpu0, cpu1)
+    cpu = total_cpu(cpu1) - total_cpu(cpu0)
     core1 = busy_cores()
     tally = sinks.tally(tag)
     ok = sub.get("rc") == 0
@@ -824,6 +844,7 @@ def measure(target: Target, sinks: Sinks, load: Load, tag: str, opts: Options) -
         "deferred_logged": scanner.counts["deferred"],
         "bounced_logged": scanner.counts["bounced"],
         "sent_at_submit_end": sent_at_submit_end,
+        "agent_processes": len(scanner.pids),
         "received": tally.received,
         "duplicates": tally.duplicates,
         "misrouted": tally.misrouted,
