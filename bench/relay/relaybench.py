@@ -520,15 +520,18 @@ class OursTarget(Target):
     name = "mta"
     agent_regex = r"mta/smtp"
 
-    def __init__(self, port: int, workdir: Path, transport_map: Path | None) -> None:
+    def __init__(
+        self, port: int, workdir: Path, transport_map: Path | None, main_cf: list[str]
+    ) -> None:
         super().__init__(port, workdir)
         self.transport_map = transport_map
+        self.main_cf = main_cf
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         require_free(HOST, self.port, (socket.SOCK_STREAM,))
         self.workdir.mkdir(parents=True)
-        env = dict(os.environ, MTA_BENCH_DNS=DNS_ADDRESS)
+        env = dict(os.environ, MTA_BENCH_DNS=DNS_ADDRESS, MTA_BENCH_MAIN_CF="\n".join(self.main_cf))
         if self.transport_map:
             env["MTA_BENCH_TRANSPORT_MAP"] = str(self.transport_map)
         argv = ["bash", str(OURS_SH), HOST, str(self.port), str(self.workdir)]
@@ -565,6 +568,7 @@ class OursTarget(Target):
             "mta": "mta",
             "commit": version,
             "uncommitted_files": [line for line in dirty if line],
+            "extra_main_cf": self.main_cf,
             "pid": self.proc.pid,
         }
 
@@ -1014,7 +1018,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sinks = Sinks(workdir, dumpdir, args.domains, delays)
     all_targets: dict[str, Target] = {
         "postfix": PostfixTarget(args.base_port, workdir / "postfix", transport_map, args.keep),
-        "mta": OursTarget(args.base_port + 1, workdir / "mta", transport_map),
+        "mta": OursTarget(args.base_port + 1, workdir / "mta", transport_map, args.ours_set),
     }
     chosen = [all_targets[t] for t in targets]
     meta: dict[str, Any] = {
@@ -1107,6 +1111,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--routing", choices=("dns", "transport"), default="dns")
     p.add_argument("--targets", default="postfix,mta")
+    p.add_argument(
+        "--ours-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra main.cf line for our MTA only (an experiment, not the comparison)",
+    )
     p.add_argument("--base-port", type=int, default=2725)
     p.add_argument("--warmup", type=int, default=1000)
     p.add_argument("--pause", type=float, default=2.0)
