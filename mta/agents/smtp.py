@@ -221,10 +221,19 @@ class SmtpAgent:
     ) -> RecipientOutcome:
         if error is None:
             return RecipientOutcome(
-                recipient.index, Outcome.DEFERRED, "4.4.1", "none", "no host could be tried"
+                recipient.index,
+                Outcome.DEFERRED,
+                "4.4.1",
+                "none",
+                "no host could be tried",
+                site_failure=True,
             )
-        outcome = Outcome.BOUNCED if error.permanent else Outcome.DEFERRED
-        return RecipientOutcome(recipient.index, outcome, error.dsn, "none", error.text)
+        if error.permanent:
+            return RecipientOutcome(recipient.index, Outcome.BOUNCED, error.dsn, "none", error.text)
+        # No session took this recipient: the destination failed, not the recipient.
+        return RecipientOutcome(
+            recipient.index, Outcome.DEFERRED, error.dsn, "none", error.text, site_failure=True
+        )
 
     async def _try_hosts(
         self, attempt: _Attempt, message: QueuedMessage, content: bytes, key: tuple[str, str]

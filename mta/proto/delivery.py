@@ -9,7 +9,8 @@ socket: the agent reads the content from the queue itself.
     payload  = kind:u8 request_id:u32 body
     REQUEST  body = arrival_us:u64 active_us:u64 queue_id:str nexthop:str sender:str
                     count:u32 (index:u32 notify:u8 address:str orig_address:str orcpt:str)*
-    RESULT   body = count:u32 (index:u32 outcome:u8 handoff:u8 dsn:str relay:str text:str)*
+    RESULT   body = count:u32 (index:u32 outcome:u8 handoff:u8 site_failure:u8
+                    dsn:str relay:str text:str)*
     GOODBYE  body = (empty); the agent read nothing after the request with this id and will
                     process nothing more on this connection: unanswered requests sent after it
                     were never started and may be sent again elsewhere at once.
@@ -39,7 +40,7 @@ _HEAD = struct.Struct(">BI")
 _REQUEST_HEAD = struct.Struct(">QQ")
 _COUNT = struct.Struct(">I")
 _REQUEST_RECIPIENT = struct.Struct(">IB")
-_RESULT = struct.Struct(">IBB")
+_RESULT = struct.Struct(">IBBB")
 
 
 class ProtocolError(ValueError):
@@ -114,6 +115,11 @@ class RecipientOutcome:
     relay: str
     text: str
     handoff: Handoff = Handoff.DELIVERED
+    site_failure: bool = False
+    """DEFERRED because the destination could not be reached: no host gave a usable session
+    (connection, greeting, EHLO, TLS) or DNS failed. qmgr counts it against the destination's
+    concurrency window and may throttle it, as Postfix's qmgr does on a site failure; a
+    recipient refused with 4xx by a server that answered is not one (greylisting)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +170,9 @@ def encode_request(request: DeliveryRequest) -> bytes:
 def encode_result(result: DeliveryResult) -> bytes:
     parts = [_HEAD.pack(FrameKind.RESULT, result.request_id), _COUNT.pack(len(result.outcomes))]
     for outcome in result.outcomes:
-        parts.append(_RESULT.pack(outcome.index, outcome.outcome, outcome.handoff))
+        parts.append(
+            _RESULT.pack(outcome.index, outcome.outcome, outcome.handoff, outcome.site_failure)
+        )
         parts.append(_field(outcome.dsn[:MAX_TEXT_BYTES]))
         parts.append(_field(outcome.relay[:MAX_TEXT_BYTES]))
         parts.append(_field(outcome.text[:MAX_TEXT_BYTES]))
@@ -250,16 +258,20 @@ def decode_frame(payload: bytes, limits: DeliveryLimits = DeliveryLimits()) -> F
     elif kind == FrameKind.RESULT:
         outcomes = []
         for _ in range(reader.count()):
-            index, outcome, handoff = reader.unpack(_RESULT)
+            index, outcome, handoff, site_failure = reader.unpack(_RESULT)
             if outcome not in Outcome._value2member_map_:
                 raise ProtocolError(f"unknown outcome {outcome}")
             if handoff not in Handoff._value2member_map_:
                 raise ProtocolError(f"unknown handoff {handoff}")
+            if site_failure > 1:
+                raise ProtocolError(f"bad site failure flag {site_failure}")
             dsn = reader.text(limits.max_text_bytes)
             relay = reader.text(limits.max_text_bytes)
             text = reader.text(limits.max_text_bytes)
             outcomes.append(
-                RecipientOutcome(index, Outcome(outcome), dsn, relay, text, Handoff(handoff))
+                RecipientOutcome(
+                    index, Outcome(outcome), dsn, relay, text, Handoff(handoff), bool(site_failure)
+                )
             )
         frame = DeliveryResult(request_id, tuple(outcomes))
     elif kind == FrameKind.GOODBYE:

@@ -803,7 +803,6 @@ class Qmgr:
         now = time.time()
         outcomes = {outcome.index: outcome for outcome in result.outcomes}
         queue_id = job.entry.message.queue_id
-        success = False
         unreported = []
         for recipient in job.recipients:
             outcome = outcomes.get(recipient.index)
@@ -813,11 +812,9 @@ class Qmgr:
             if outcome.outcome is Outcome.SENT:
                 status, next_try = RecipientStatus.DELIVERED, 0.0
                 self.counters.delivered += 1
-                success = True
             elif outcome.outcome is Outcome.BOUNCED:
                 status, next_try = RecipientStatus.BOUNCED, 0.0
                 self.counters.bounced += 1
-                success = True
             else:
                 status = RecipientStatus.DEFERRED
                 next_try = now + self.settings.backoff(recipient.attempts)
@@ -846,11 +843,16 @@ class Qmgr:
                 now,
                 self.settings.agent_crash_retry,
             )
-        # Feedback on the destination: something got through, or nothing did (no answer,
-        # every recipient deferred), or nothing was reported at all.
-        deferred = [o for o in result.outcomes if o.outcome is Outcome.DEFERRED]
-        feedback = Feedback.SUCCESS if success else Feedback.FAILURE if deferred else Feedback.NONE
-        reason, dsn = (deferred[0].text, deferred[0].dsn) if deferred else ("", "")
+        # Feedback on the destination, as Postfix's qmgr takes it: a site failure of every
+        # recipient (the destination could not be reached) is negative; a server that
+        # answered is positive, even if it deferred every recipient (greylisting); nothing
+        # reported at all says nothing.
+        site_failures = [o for o in result.outcomes if o.site_failure]
+        if site_failures and len(site_failures) == len(result.outcomes):
+            feedback = Feedback.FAILURE
+        else:
+            feedback = Feedback.SUCCESS if result.outcomes else Feedback.NONE
+        reason, dsn = (site_failures[0].text, site_failures[0].dsn) if site_failures else ("", "")
         for waiting in self.scheduler.completed(destination, feedback, now, reason, dsn):
             self._suspend(waiting, destination)
         self._job_done(job)

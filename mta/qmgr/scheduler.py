@@ -49,9 +49,9 @@ class Feedback(enum.Enum):
     """What a finished request says about its destination."""
 
     SUCCESS = "success"
-    """The destination answered (delivered or bounced something): grow the window."""
+    """The destination answered, whatever it said of each recipient: grow the window."""
     FAILURE = "failure"
-    """Nothing got through (connection, handshake, every recipient deferred): shrink it."""
+    """A site failure: no host gave a usable session, or DNS failed: shrink it."""
     NONE = "none"
     """Our own trouble (the agent died, the transport is unavailable): no feedback."""
 

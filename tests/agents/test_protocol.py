@@ -40,6 +40,7 @@ RESULT = DeliveryResult(
     (
         RecipientOutcome(0, Outcome.SENT, "2.0.0", "none", "ok"),
         RecipientOutcome(1, Outcome.SENT, "2.0.0", "mx", "ok", Handoff.RELAYED),
+        RecipientOutcome(2, Outcome.DEFERRED, "4.4.1", "none", "refused", site_failure=True),
     ),
 )
 
@@ -73,10 +74,18 @@ def test_field_length_pointing_past_the_frame_is_refused() -> None:
         b"",
         b"\x09\x00\x00\x00\x01",
         encode_goodbye(Goodbye(1))[4:] + b"x",
-        b"\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x07\x00",
-        b"\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x09",
+        b"\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x07\x00\x00",
+        b"\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x09\x00",
+        b"\x02\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x01\x00\x02",
     ],
-    ids=["empty", "unknown-kind", "trailing-bytes", "unknown-outcome", "unknown-handoff"],
+    ids=[
+        "empty",
+        "unknown-kind",
+        "trailing-bytes",
+        "unknown-outcome",
+        "unknown-handoff",
+        "bad-site-failure",
+    ],
 )
 def test_malformed_frames_raise_protocol_error(payload: bytes) -> None:
     with pytest.raises(ProtocolError):

@@ -7,7 +7,9 @@ import itertools
 import re
 import signal
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +141,43 @@ def test_intake_stops_at_the_active_limit_and_resumes_when_messages_leave(
     wait_for(lambda: instance.queued() == 0, "empty queue")
     activated = queue_ids_in_order(instance.log("qmgr"), r"from=<[^>]*>, size=\d+, nrcpt=1")
     assert sorted(activated) == sorted(ids)  # each taken once, none lost
+
+
+def test_a_server_that_defers_every_recipient_is_not_a_dead_destination(
+    make_instance: MakeInstance, tmp_path: Path
+) -> None:
+    """Greylisting: the server answers, so its 4xx replies to RCPT are no site failure."""
+    port = closed_port()
+    sink = subprocess.Popen(
+        ["/usr/sbin/smtp-sink", "-u", "nobody", "-r", "rcpt", f"127.0.0.1:{port}", "64"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        wait_for(lambda: _accepts(port), "smtp-sink listening")
+        instance = make_instance(
+            f"default_transport = smtp\nrelayhost = [127.0.0.1]:{port}\n"
+            "initial_destination_concurrency = 2\n"
+        )
+        instance.start_agent("smtp")
+        instance.start_qmgr()
+        ids = instance.enqueue(30)
+        wait_for(
+            lambda: instance.queue.count(QueueName.DEFERRED) == len(ids),
+            "all mail deferred",
+        )
+        tried = queue_ids_in_order(instance.log("smtp"), r"to=<bob@remote\.test>.*status=deferred")
+        assert sorted(tried) == sorted(ids)  # every message reached the server
+        assert "temporarily suspended" not in instance.log("qmgr")
+    finally:
+        sink.terminate()
+        sink.wait(timeout=10)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
