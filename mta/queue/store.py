@@ -24,7 +24,6 @@ message_size_limit (default 10240000).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Sequence
@@ -293,8 +292,8 @@ class MailQueue:
         """Run work in one write transaction: everything it does commits together or not at all.
 
         For callers that need several changes in one commit (qmgr records results, deletes
-        finished mail and takes new mail in one fsync). Work may run more than once (after
-        the map has grown), so it must change nothing outside the queue.
+        finished mail and marks the mail it works on active in one fsync). Work may run more
+        than once (after the map has grown), so it must change nothing outside the queue.
         """
         return self._write(lambda txn: work(QueueTransaction(self, txn)))
 
@@ -313,14 +312,6 @@ class MailQueue:
         """
         ids = list(queue_ids)  # the work may run twice: an iterator would be spent
         return self.transaction(lambda txn: txn.move(ids, target, only_from, next_try))
-
-    def take_incoming(self, limit: int) -> list[str]:
-        """Move up to limit messages from incoming to active, oldest first (qmgr's intake)."""
-        return self.transaction(lambda txn: txn.take_incoming(limit))
-
-    def take_due(self, now: float, limit: int) -> list[str]:
-        """Move up to limit deferred messages due at or before now to active, earliest first."""
-        return self.transaction(lambda txn: txn.take_due(now, limit))
 
     def read_intake(
         self,
@@ -627,24 +618,6 @@ class QueueTransaction:
             moved.append(key.decode("ascii"))
         return moved
 
-    def take_incoming(self, limit: int) -> list[str]:
-        """Move up to limit messages from incoming to active, oldest first (qmgr's intake)."""
-        cursor = self._txn.cursor(db=self._db.queues[QueueName.INCOMING])
-        return self._take(QueueName.INCOMING, _first_keys(cursor, limit))
-
-    def take_due(self, now: float, limit: int) -> list[str]:
-        """Move up to limit deferred messages due at or before now to active, earliest first."""
-        due_keys = _due_keys(self._txn.cursor(db=self._db.next_try), to_micros(now))
-        return self._take(QueueName.DEFERRED, list(itertools.islice(due_keys, limit)))
-
-    def _take(self, source: QueueName, keys: list[bytes]) -> list[str]:
-        taken = []
-        for key in keys:
-            if self._queue._locate(self._txn, key) is source:
-                self._queue._place(self._txn, key, source, QueueName.ACTIVE)
-                taken.append(key.decode("ascii"))
-        return taken
-
     def recover_active(self) -> int:
         """Return everything in active to incoming; return how many."""
         cursor = self._txn.cursor(db=self._db.queues[QueueName.ACTIVE])
@@ -793,15 +766,6 @@ class QueueTransaction:
         if content is None:
             raise UnknownQueueIdError(f"{queue_id}: no such message in the queue")
         return bytes(content)
-
-
-def _first_keys(cursor: lmdb.Cursor, limit: int) -> list[bytes]:
-    keys: list[bytes] = []
-    for key in cursor.iternext(keys=True, values=False):
-        if len(keys) >= limit:
-            break
-        keys.append(bytes(key))
-    return keys
 
 
 def _due_keys(cursor: lmdb.Cursor, due_before_us: int) -> Iterator[bytes]:

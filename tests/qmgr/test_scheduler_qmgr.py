@@ -56,7 +56,7 @@ def make_due_backlog(instance: Instance, count: int) -> list[str]:
     content = b"Subject: backlog\r\n\r\nhello\r\n"
     backlog = Message("alice@client.test", (Recipient("old@remote.test"),), content)
     ids = instance.queue.enqueue([backlog] * count)
-    instance.queue.take_incoming(count)
+    instance.queue.move(ids, QueueName.ACTIVE)
     past = time.time() - 10
     instance.queue.record_results(
         [RecipientResult(i, 0, RecipientStatus.DEFERRED, "4.4.1", "outage", past) for i in ids]

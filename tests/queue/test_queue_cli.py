@@ -39,7 +39,7 @@ def queued(config_dir: Path, make: Callable[..., Message]) -> Iterator[list[str]
     """Three messages: one deferred with a reason, one on hold, one incoming."""
     with MailQueue(QueueSettings(config_dir.parent / "queue")) as queue:
         ids = queue.enqueue([make(n) for n in range(3)])
-        queue.take_incoming(1)
+        queue.move(ids[:1], QueueName.ACTIVE)
         queue.record_results(
             [
                 RecipientResult(ids[0], n, RecipientStatus.DEFERRED, "4.4.1", "refused", 9e9)
@@ -141,7 +141,8 @@ def test_unknown_ids_warn_and_fail_when_nothing_matched(
 def test_flush_makes_deferred_mail_due(config_dir: Path, queued: list[str]) -> None:
     assert run(config_dir, "flush").exit_code == 0
     with MailQueue(QueueSettings(config_dir.parent / "queue")) as queue:
-        assert queue.take_due(time.time(), 10) == [queued[0]]
+        due = queue.read_intake(10, set(), time.time()).due
+        assert [message.queue_id for message in due] == [queued[0]]
 
 
 def test_missing_queue_directory_is_no_input(config_dir: Path) -> None:

@@ -13,7 +13,7 @@ def test_intake_reads_due_then_incoming_skipping_held_ids_and_moves_nothing(
 ) -> None:
     now = time.time()
     [due, later] = mail_queue.enqueue([make(1), make(2)])
-    mail_queue.take_incoming(2)
+    mail_queue.move([due, later], QueueName.ACTIVE)
     mail_queue.record_results(
         [
             RecipientResult(due, index, RecipientStatus.DEFERRED, "4.0.0", "busy", now - 1)
@@ -44,7 +44,7 @@ def test_intake_gives_new_mail_its_share_despite_10000_due_deferred_messages(
 ) -> None:
     now = time.time()
     backlog = mail_queue.enqueue([make(n, size=64, recipients=1) for n in range(10_000)])
-    mail_queue.take_incoming(10_000)
+    mail_queue.move(backlog, QueueName.ACTIVE)
     mail_queue.record_results(
         [RecipientResult(i, 0, RecipientStatus.DEFERRED, "4.0.0", "busy", now - 1) for i in backlog]
     )

@@ -38,6 +38,11 @@ from mta.queue import (
 NASTY = "a\r\nRCPT TO:<evil@x>\x00\udcff\u00e9"
 
 
+def due_ids(queue: MailQueue, before: float) -> list[str]:
+    """The deferred mail qmgr's intake would take at time before, earliest first."""
+    return [message.queue_id for message in queue.read_intake(10, set(), before).due]
+
+
 def test_enqueued_message_reads_back_exactly(mail_queue: MailQueue) -> None:
     message = Message(
         sender=NASTY,
@@ -124,7 +129,8 @@ def test_a_message_marked_hold_is_committed_into_hold(
     held = asyncio.run(submit())
     assert mail_queue.queue_ids(QueueName.HOLD) == [held]
     assert mail_queue.queue_ids(QueueName.INCOMING) == [normal]
-    assert mail_queue.take_incoming(10) == [normal]  # qmgr's intake never sees held mail
+    intake = mail_queue.read_intake(10, set(), None)
+    assert [m.queue_id for m in intake.incoming] == [normal]  # qmgr never sees held mail
     assert mail_queue.content(held) == make(2).content
 
 
@@ -144,7 +150,7 @@ def test_results_defer_a_message_until_its_next_try(
     mail_queue: MailQueue, make: Callable[..., Message]
 ) -> None:
     [queue_id] = mail_queue.enqueue([make(1, recipients=2)])
-    assert mail_queue.take_incoming(10) == [queue_id]
+    assert mail_queue.move([queue_id], QueueName.ACTIVE) == [queue_id]
     now = time.time()
     finished = mail_queue.record_results(
         [
@@ -154,8 +160,8 @@ def test_results_defer_a_message_until_its_next_try(
     )
     assert finished == []
     assert mail_queue.locate(queue_id) is QueueName.DEFERRED
-    assert mail_queue.take_due(now, 10) == []
-    assert mail_queue.take_due(now + 61, 10) == [queue_id]
+    assert due_ids(mail_queue, now) == []
+    assert due_ids(mail_queue, now + 61) == [queue_id]
     state = mail_queue.get(queue_id).recipients[1]
     assert (state.status, state.attempts, state.dsn, state.reason) == (
         RecipientStatus.DEFERRED,
@@ -169,7 +175,7 @@ def test_results_report_finished_messages(
     mail_queue: MailQueue, make: Callable[..., Message]
 ) -> None:
     [queue_id] = mail_queue.enqueue([make(1, recipients=1)])
-    mail_queue.take_incoming(1)
+    mail_queue.move([queue_id], QueueName.ACTIVE)
     result = RecipientResult(queue_id, 0, RecipientStatus.BOUNCED, "5.1.1", "no such user")
     assert mail_queue.record_results([result]) == [queue_id]
     assert mail_queue.delete([queue_id]) == [queue_id]
@@ -185,7 +191,7 @@ def test_delete_removes_every_record(
     assert mail_queue.delete(ids[:2]) == ids[:2]
     assert [m.queue_id for m in mail_queue.scan()] == ids[2:]
     assert len(mail_queue.get(ids[2]).recipients) == 3
-    assert mail_queue.take_due(time.time() + 1000, 10) == []
+    assert due_ids(mail_queue, time.time() + 1000) == []
 
 
 def test_flush_makes_deferred_mail_due_now(
@@ -193,9 +199,9 @@ def test_flush_makes_deferred_mail_due_now(
 ) -> None:
     ids = mail_queue.enqueue([make(n) for n in range(2)])
     mail_queue.move(ids, QueueName.DEFERRED, next_try=time.time() + 3600)
-    assert mail_queue.take_due(time.time(), 10) == []
+    assert due_ids(mail_queue, time.time()) == []
     assert mail_queue.flush_deferred() == 2
-    assert mail_queue.take_due(time.time(), 10) == ids
+    assert due_ids(mail_queue, time.time()) == ids
 
 
 def test_active_mail_returns_to_incoming_at_start(
@@ -203,7 +209,7 @@ def test_active_mail_returns_to_incoming_at_start(
 ) -> None:
     with MailQueue(QueueSettings(queue_dir)) as queue:
         ids = queue.enqueue([make(n) for n in range(3)])
-        queue.take_incoming(2)
+        queue.move(ids[:2], QueueName.ACTIVE)
     with MailQueue(QueueSettings(queue_dir)) as queue:
         assert queue.clear_stale_readers() == 0
         assert queue.recover_active() == 2
@@ -445,13 +451,16 @@ def test_one_transaction_records_deletes_and_takes_together(
     mail_queue: MailQueue, make: Callable[..., Message]
 ) -> None:
     first, second = mail_queue.enqueue([make(1, recipients=1), make(2, recipients=1)])
-    assert mail_queue.take_incoming(1) == [first]
+    assert mail_queue.move([first], QueueName.ACTIVE) == [first]
 
     def cycle(txn: QueueTransaction) -> tuple[list[str], list[str], list[str]]:
         done = txn.record_results(
             [RecipientResult(first, 0, RecipientStatus.DELIVERED, "2.0.0", "sent")]
         )
-        return done, txn.delete(done), txn.take_incoming(10)
+        # As qmgr's commit: mark what it still works on active, from where its intake saw it.
+        intake = (QueueName.INCOMING, QueueName.DEFERRED)
+        working = txn.move([first, second], QueueName.ACTIVE, only_from=intake)
+        return done, txn.delete(done), working
 
     assert mail_queue.transaction(cycle) == ([first], [first], [second])
     assert mail_queue.locate(first) is None
@@ -464,7 +473,7 @@ def test_a_failing_transaction_changes_nothing(
     (queue_id,) = mail_queue.enqueue([make(1)])
 
     def cycle(txn: QueueTransaction) -> None:
-        txn.take_incoming(10)
+        txn.move([queue_id], QueueName.ACTIVE)
         txn.delete([queue_id])
         raise QueueError("stop before the commit")
 
