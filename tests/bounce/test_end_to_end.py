@@ -7,44 +7,25 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
-import shutil
 import smtplib
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.instance import Instance, wait_for
+from support.instance import FAST_RETRIES, FULL_MASTER_CF, Instance, running_instance, wait_for
 
 from .build import dsn_fields, report_parts, subparts, text
 
-MASTER_CF = """\
-127.0.0.1:0 inet n - n - - smtpd
-qmgr      unix  n - n 300 1 qmgr
-discard   unix  - - n -   - discard
-error     unix  - - n -   - error
-local     unix  - n n -   - local
-"""
-MAIN_CF = (
-    "queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n"
-    "default_transport = discard\n"
-)
 TRANSPORT = "fail.test error:no such mailbox here\n"
 
 
 @pytest.fixture
-def bouncing_mta() -> Iterator[Instance]:
-    directory = Path(tempfile.mkdtemp(prefix="bounce-", dir="/tmp"))
-    (directory / "transport").write_text(TRANSPORT)
-    transport_maps = f"transport_maps = texthash:{directory / 'transport'}\n"
-    instance = Instance(directory, MASTER_CF, MAIN_CF + transport_maps)
-    try:
-        instance.start_foreground()
+def bouncing_mta(tmp_path: Path) -> Iterator[Instance]:
+    transport = tmp_path / "transport"
+    transport.write_text(TRANSPORT)
+    main_cf = f"{FAST_RETRIES}default_transport = discard\ntransport_maps = texthash:{transport}\n"
+    with running_instance("bounce-", FULL_MASTER_CF, main_cf) as instance:
         yield instance
-    finally:
-        leftovers = instance.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-    assert leftovers == [], f"children left after the master stopped: {leftovers}"
 
 
 def mailbox(instance: Instance, user: str) -> list[Path]:

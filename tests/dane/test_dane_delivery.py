@@ -16,16 +16,13 @@ whatever port that is. What decides each outcome is DNSSEC and TLSA alone:
 from __future__ import annotations
 
 import re
-import shutil
 import smtplib
 import ssl
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from support.dnssec import SIGNED, UNSIGNED, DnssecWorld
-from support.instance import Instance, wait_for
+from support.instance import FAST_RETRIES, Instance, running_instance, wait_for
 from support.smtpserver import Script, ScriptedServer
 
 MASTER_CF = """\
@@ -35,10 +32,6 @@ smtp      unix  - - n -   - smtp
 error     unix  - - n -   - error
 discard   unix  - - n -   - discard
 """
-FAST_RETRIES = (
-    "queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n"
-    "delivery_agent_crash_retry_time = 1s\ntransport_retry_time = 1s\n"
-)
 DOMAINS = [f"dane.{SIGNED}", f"ta.{SIGNED}", f"bad.{SIGNED}", f"bogusmx.{SIGNED}", UNSIGNED]
 QUEUED_AS = re.compile(r"queued as (?P<id>[0-9A-Za-z]+)")
 
@@ -68,15 +61,8 @@ def dane_mta(world: DnssecWorld, receiver: ScriptedServer) -> Iterator[Instance]
         + "smtp_tls_security_level = dane\n"
         + f"transport_maps = inline:{{ {routes} }}\n"
     )
-    directory = Path(tempfile.mkdtemp(prefix="dane-", dir="/tmp"))
-    instance = Instance(directory, MASTER_CF, main_cf)
-    try:
-        instance.start_foreground()
+    with running_instance("dane-", MASTER_CF, main_cf) as instance:
         yield instance
-    finally:
-        leftovers = instance.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-    assert leftovers == [], f"children left after the master stopped: {leftovers}"
 
 
 def submit(instance: Instance, recipient: str) -> str:

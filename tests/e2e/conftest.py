@@ -7,38 +7,15 @@ fails if any child the instance ever had (PIDs from master.status) outlived the 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from support.instance import Instance
-
-FULL_MASTER_CF = """\
-127.0.0.1:0 inet n - n - - smtpd
-qmgr      unix  n - n 300 1 qmgr
-discard   unix  - - n -   - discard
-error     unix  - - n -   - error
-local     unix  - n n -   - local
-"""
-FAST_RETRIES = (
-    "queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n"
-    "delivery_agent_crash_retry_time = 1s\ntransport_retry_time = 1s\n"
-)
+from support.instance import FAST_RETRIES, FULL_MASTER_CF, Instance, running_instance
 
 
 def running(main_cf: str) -> Iterator[Instance]:
-    directory = Path(tempfile.mkdtemp(prefix="e2e-", dir="/tmp"))
-    instance = Instance(directory, FULL_MASTER_CF, FAST_RETRIES + main_cf)
-    try:
-        instance.start_foreground()
+    with running_instance("e2e-", FULL_MASTER_CF, FAST_RETRIES + main_cf) as instance:
         yield instance
-    finally:
-        leftovers = instance.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-    assert instance.master is not None and instance.master.returncode == 0
-    assert leftovers == [], f"children left after the master stopped: {leftovers}"
 
 
 @pytest.fixture(scope="module")

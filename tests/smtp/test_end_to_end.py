@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from support.dnsmasq import serving
 from support.dovecot import Dovecot, running_dovecot
-from support.instance import Instance, wait_for
+from support.instance import FAST_RETRIES, Instance, running_instance, wait_for
 from support.smtpserver import free_port
 
 MASTER_CF = """\
@@ -27,10 +27,6 @@ smtp      unix  - - n -   - smtp
 relay     unix  - - n -   - smtp
 lmtp      unix  - - n -   - lmtp
 """
-FAST_RETRIES = (
-    "queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n"
-    "delivery_agent_crash_retry_time = 1s\ntransport_retry_time = 1s\n"
-)
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
 
@@ -75,7 +71,6 @@ def test_mail_leaves_through_smtp_relay_and_lmtp(sink: tuple[int, Path]) -> None
     sink_port, sink_directory = sink
     records = ["--mx-host=sink.test,mx.sink.test,10", "--host-record=mx.sink.test,127.0.0.1"]
     with serving(records) as dns, running_dovecot() as dovecot:
-        directory = Path(tempfile.mkdtemp(prefix="e2e-smtp-", dir="/tmp"))
         main_cf = (
             f"{FAST_RETRIES}relayhost = [127.0.0.1]:{sink_port}\n"
             "relay_domains = relayed.test\n"
@@ -85,14 +80,8 @@ def test_mail_leaves_through_smtp_relay_and_lmtp(sink: tuple[int, Path]) -> None
             f"dove.test=lmtp:unix:{dovecot.socket}, "
             f"dovetcp.test=lmtp:inet:127.0.0.1:{dovecot.port} }}\n"
         )
-        instance = Instance(directory, MASTER_CF, main_cf)
-        try:
-            instance.start_foreground()
+        with running_instance("e2e-smtp-", MASTER_CF, main_cf) as instance:
             _send_and_check(instance, sink_port, sink_directory, dovecot)
-        finally:
-            leftovers = instance.stop()
-            shutil.rmtree(directory, ignore_errors=True)
-        assert leftovers == []
 
 
 RECIPIENTS = [

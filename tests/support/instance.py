@@ -1,7 +1,8 @@
 """A master run as a real process (`python -m mta -c DIR start ...`) on 127.0.0.1 port 0.
 
 Directories are short paths under /tmp so that UNIX socket paths fit AF_UNIX's limit. Every
-process a test starts is stopped by its PID afterwards. Used by tests/master and tests/e2e.
+process a test starts is stopped by its PID afterwards. Used by tests/master, and through
+running_instance by the end-to-end tests (tests/e2e, bounce, smtp, dane).
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import smtplib
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,19 @@ from mta.queue import MailQueue, QueueName, QueueSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SMTPD_ONLY = "127.0.0.1:0 inet n - n - - smtpd\n"
+FULL_MASTER_CF = """\
+127.0.0.1:0 inet n - n - - smtpd
+qmgr      unix  n - n 300 1 qmgr
+discard   unix  - - n -   - discard
+error     unix  - - n -   - error
+local     unix  - n n -   - local
+"""
+"""smtpd, qmgr and the discard, error and local agents: mail stays on this machine."""
+FAST_RETRIES = (
+    "queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n"
+    "delivery_agent_crash_retry_time = 1s\ntransport_retry_time = 1s\n"
+)
+"""main.cf lines that make deferred mail and failed agents come back within seconds."""
 WAIT_SECONDS = 20.0
 
 
@@ -174,3 +191,20 @@ class Instance:
         if self.master is not None and self.master.stderr is not None:
             self.master.stderr.close()
         return leftovers
+
+
+@contextlib.contextmanager
+def running_instance(prefix: str, master_cf: str, main_cf: str) -> Iterator[Instance]:
+    """An instance in a new short directory under /tmp, started in the foreground; at the end
+    it is stopped and its directory removed, and the master must have exited 0 leaving no
+    child behind."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    instance = Instance(directory, master_cf, main_cf)
+    try:
+        instance.start_foreground()
+        yield instance
+    finally:
+        leftovers = instance.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+    assert instance.master is not None and instance.master.returncode == 0
+    assert leftovers == [], f"children left after the master stopped: {leftovers}"
