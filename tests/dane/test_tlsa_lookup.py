@@ -4,7 +4,7 @@ zones, bogus signatures, CNAME expansion, unusable records, and the TTL cache.""
 from __future__ import annotations
 
 import pytest
-from support.dnsmasq import free_port
+from support.daemon import free_port
 from support.dnssec import SIGNED, UNSIGNED, WRONG_HASH, DnssecWorld
 
 from mta.dns.resolver import NextHopResolver

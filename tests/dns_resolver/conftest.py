@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.daemon import free_port
 from support.dnsmasq import (
     LOCAL_TTL,
     RECORDS,
@@ -22,7 +23,6 @@ from support.dnsmasq import (
     STOP_TIMEOUT_SECONDS,
     Dnsmasq,
     answering,
-    free_port,
 )
 
 

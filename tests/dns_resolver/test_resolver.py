@@ -6,7 +6,8 @@ import random
 import threading
 
 import pytest
-from support.dnsmasq import LOCAL_TTL, Dnsmasq, free_port
+from support.daemon import free_port
+from support.dnsmasq import LOCAL_TTL, Dnsmasq
 
 from mta.config.errors import ConfigError
 from mta.config.maincf import BUILTIN_DEFAULTS, Settings

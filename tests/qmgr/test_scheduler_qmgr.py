@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.daemon import free_port
 
 from mta.queue import Message, QueueName, Recipient, RecipientResult, RecipientStatus
 
@@ -82,17 +83,11 @@ def test_a_deferred_backlog_does_not_starve_new_mail_nor_wait_for_the_next_queue
     assert max(activated.index(queue_id) for queue_id in new) < 50
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_a_dead_destination_gets_no_connection_storm_and_its_mail_is_deferred(
     make_instance: MakeInstance,
 ) -> None:
     instance = make_instance(
-        f"default_transport = smtp\nrelayhost = [127.0.0.1]:{closed_port()}\n"
+        f"default_transport = smtp\nrelayhost = [127.0.0.1]:{free_port()}\n"
         "initial_destination_concurrency = 2\n"
     )
     instance.start_agent("smtp")
@@ -147,7 +142,7 @@ def test_a_server_that_defers_every_recipient_is_not_a_dead_destination(
     make_instance: MakeInstance, tmp_path: Path
 ) -> None:
     """Greylisting: the server answers, so its 4xx replies to RCPT are no site failure."""
-    port = closed_port()
+    port = free_port()
     sink = subprocess.Popen(
         ["/usr/sbin/smtp-sink", "-u", "nobody", "-r", "rcpt", f"127.0.0.1:{port}", "64"],
         stdout=subprocess.DEVNULL,

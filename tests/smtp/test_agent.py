@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.daemon import free_port
 from support.dnsmasq import Dnsmasq, serving
-from support.smtpserver import Script, ScriptedServer, free_port
+from support.smtpserver import Script, ScriptedServer
 
 from mta.proto.delivery import Handoff, Outcome, RequestRecipient
 from mta.queue.message import Notify

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.daemon import free_port
 from support.dnsmasq import serving
 from support.dovecot import Dovecot, running_dovecot
 from support.instance import FAST_RETRIES, Instance, running_instance, wait_for
-from support.smtpserver import free_port
 
 MASTER_CF = """\
 127.0.0.1:0 inet n - n - - smtpd

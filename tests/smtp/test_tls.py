@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 from support.certs import make_ca
+from support.daemon import free_port
 from support.dnsmasq import Dnsmasq, serving
-from support.smtpserver import Script, ScriptedServer, free_port
+from support.smtpserver import Script, ScriptedServer
 
 from mta.proto.delivery import Outcome
 from mta.smtp.session import RecipientResult, TlsPlan

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,14 @@ def binary(name: str, package: str) -> str:
     if found is None:
         pytest.fail(f"{name} is not installed (package {package}, ci/apt-test-packages.txt)")
     return found
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port of host that nothing listens on (the kernel's pick), for a server to come."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def run_tool(command: Sequence[str], directory: Path) -> str:

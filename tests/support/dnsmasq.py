@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 import dns.exception
 import dns.resolver
 import pytest
+
+from support.daemon import free_port
 
 START_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -49,13 +50,6 @@ RECORDS = [
 class Dnsmasq:
     process: subprocess.Popen[bytes]
     port: int
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def answering(port: int) -> bool:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from support.smtpserver import free_port
+from support.daemon import free_port
 
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0

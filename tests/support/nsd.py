@@ -29,8 +29,7 @@ import dns.message
 import dns.query
 import dns.rcode
 
-from support.daemon import binary, run_tool, start_daemon
-from support.dnsmasq import free_port
+from support.daemon import binary, free_port, run_tool, start_daemon
 
 ZONE_TTL = 300
 NEGATIVE_TTL = 60  # the SOA minimum: how long resolvers keep NXDOMAIN and NODATA

@@ -34,6 +34,8 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as AioSession
 
+from support.daemon import free_port
+
 STALL_SECONDS = 3600.0
 DSN_PARAMETERS = re.compile(r"\s+(?:RET|ENVID|NOTIFY|ORCPT)=\S+", re.IGNORECASE)
 
@@ -277,13 +279,6 @@ class _UnixController(UnixSocketController):
     def _trigger_server(self) -> None:
         with socket.socket(socket.AF_UNIX) as probe:
             probe.connect(str(self.unix_socket))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class ScriptedServer:

@@ -27,8 +27,7 @@ import dns.exception
 import dns.message
 import dns.query
 
-from support.daemon import binary, start_daemon
-from support.dnsmasq import free_port
+from support.daemon import binary, free_port, start_daemon
 
 
 @dataclass
