@@ -6,13 +6,11 @@ from __future__ import annotations
 import itertools
 import re
 import signal
-import socket
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 from support.daemon import free_port
+from support.smtpsink import running_sink
 
 from mta.queue import Message, QueueName, Recipient, RecipientResult, RecipientStatus
 
@@ -139,20 +137,12 @@ def test_intake_stops_at_the_active_limit_and_resumes_when_messages_leave(
 
 
 def test_a_server_that_defers_every_recipient_is_not_a_dead_destination(
-    make_instance: MakeInstance, tmp_path: Path
+    make_instance: MakeInstance,
 ) -> None:
     """Greylisting: the server answers, so its 4xx replies to RCPT are no site failure."""
-    port = free_port()
-    sink = subprocess.Popen(
-        ["/usr/sbin/smtp-sink", "-u", "nobody", "-r", "rcpt", f"127.0.0.1:{port}", "64"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
-    try:
-        wait_for(lambda: _accepts(port), "smtp-sink listening")
+    with running_sink("-r", "rcpt") as sink:
         instance = make_instance(
-            f"default_transport = smtp\nrelayhost = [127.0.0.1]:{port}\n"
+            f"default_transport = smtp\nrelayhost = [127.0.0.1]:{sink.port}\n"
             "initial_destination_concurrency = 2\n"
         )
         instance.start_agent("smtp")
@@ -165,14 +155,3 @@ def test_a_server_that_defers_every_recipient_is_not_a_dead_destination(
         tried = queue_ids_in_order(instance.log("smtp"), r"to=<bob@remote\.test>.*status=deferred")
         assert sorted(tried) == sorted(ids)  # every message reached the server
         assert "temporarily suspended" not in instance.log("qmgr")
-    finally:
-        sink.terminate()
-        sink.wait(timeout=10)
-
-
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True

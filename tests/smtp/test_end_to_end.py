@@ -5,19 +5,14 @@ receiver stored it."""
 
 from __future__ import annotations
 
-import shutil
-import signal
 import smtplib
-import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.daemon import free_port
 from support.dnsmasq import serving
 from support.dovecot import Dovecot, running_dovecot
 from support.instance import FAST_RETRIES, Instance, running_instance, wait_for
+from support.smtpsink import running_sink
 
 MASTER_CF = """\
 127.0.0.1:0 inet n - n - - smtpd
@@ -27,32 +22,6 @@ smtp      unix  - - n -   - smtp
 relay     unix  - - n -   - smtp
 lmtp      unix  - - n -   - lmtp
 """
-SMTP_SINK = "/usr/sbin/smtp-sink"
-
-
-@pytest.fixture
-def sink() -> Iterator[tuple[int, Path]]:
-    """smtp-sink on 127.0.0.1, keeping each message in a file; stopped by its PID."""
-    if not Path(SMTP_SINK).exists():
-        pytest.fail("smtp-sink is missing (package postfix, ci/apt-test-packages.txt)")
-    directory = Path(tempfile.mkdtemp(prefix="mta-sink-", dir="/tmp"))
-    directory.chmod(0o777)  # smtp-sink writes as nobody
-    port = free_port()
-    process = subprocess.Popen(
-        [SMTP_SINK, "-u", "nobody", "-d", f"{directory}/%M.", f"127.0.0.1:{port}", "64"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield port, directory
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def sunk(directory: Path) -> dict[str, str]:
@@ -67,10 +36,10 @@ def sunk(directory: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_mail_leaves_through_smtp_relay_and_lmtp(sink: tuple[int, Path]) -> None:
-    sink_port, sink_directory = sink
+def test_mail_leaves_through_smtp_relay_and_lmtp() -> None:
     records = ["--mx-host=sink.test,mx.sink.test,10", "--host-record=mx.sink.test,127.0.0.1"]
-    with serving(records) as dns, running_dovecot() as dovecot:
+    with running_sink(keep=True) as sink, serving(records) as dns, running_dovecot() as dovecot:
+        sink_port, sink_directory = sink.port, sink.kept
         main_cf = (
             f"{FAST_RETRIES}relayhost = [127.0.0.1]:{sink_port}\n"
             "relay_domains = relayed.test\n"
