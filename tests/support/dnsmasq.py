@@ -2,31 +2,26 @@
 
 dnsmasq (Debian package dnsmasq-base, listed in ci/apt-test-packages.txt) runs in the
 foreground on a free loopback port, answers only from the records below (`--local=/test/`
-makes every other name under .test NXDOMAIN), and is stopped by the PID the fixture started.
-A missing dnsmasq fails the tests; it never skips them. serving() runs one with other records
-(tests/smtp).
+makes every other name under .test NXDOMAIN), and is stopped by the PID serving() started
+(tests/support/daemon.py). A missing dnsmasq fails the tests; it never skips them. serving()
+also runs one with other records (tests/smtp).
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import dns.exception
 import dns.resolver
-import pytest
 
-from support.daemon import free_port
+from support.daemon import binary, free_port, start_daemon, stop_daemon
 
-START_TIMEOUT_SECONDS = 15.0
-STOP_TIMEOUT_SECONDS = 10.0
 LOCAL_TTL = 300  # the TTL dnsmasq gives its local records
 
 RECORDS = [
@@ -52,52 +47,23 @@ class Dnsmasq:
     port: int
 
 
-def answering(port: int) -> bool:
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = ["127.0.0.1"]
-    resolver.port = port
-    resolver.lifetime = 0.5
-    try:
-        resolver.resolve("plain.test", "A")
-    except dns.exception.DNSException:
-        return False
-    return True
-
-
 @contextlib.contextmanager
 def serving(records: Sequence[str], domain: str = "test") -> Iterator[Dnsmasq]:
     """A dnsmasq answering `records` (dnsmasq options) on a free loopback port, authoritative
     for `domain` (every other name under it is NXDOMAIN), stopped by its PID on exit."""
-    binary = shutil.which("dnsmasq") or shutil.which("/usr/sbin/dnsmasq")
-    if binary is None:
-        pytest.fail("dnsmasq is not installed (package dnsmasq-base, ci/apt-test-packages.txt)")
     directory = Path(tempfile.mkdtemp(prefix="mta-dns-"))
     port = free_port()
-    command = [binary, "-k", f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces"]
-    command += ["--no-resolv", "--no-hosts", "--pid-file=", f"--local=/{domain}/"]
-    command += [f"--local-ttl={LOCAL_TTL}", f"--log-facility={directory / 'dnsmasq.log'}"]
-    log = directory / "output.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [*command, *records], stdout=output, stderr=subprocess.STDOUT, cwd=directory
-        )
+    command = [binary("dnsmasq", "dnsmasq-base"), "-k", f"--port={port}"]
+    command += ["--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts"]
+    command += ["--pid-file=", f"--local=/{domain}/", f"--local-ttl={LOCAL_TTL}"]
+    command += [f"--log-facility={directory / 'dnsmasq.log'}", *records]
     try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not _answering(port, domain):
-            if process.poll() is not None:
-                pytest.fail(f"dnsmasq exited with {process.returncode}: {log.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"dnsmasq did not answer on 127.0.0.1:{port}")
-            time.sleep(0.05)
-        yield Dnsmasq(process, port)
+        process = start_daemon(command, directory, "dnsmasq", lambda: _answering(port, domain))
+        try:
+            yield Dnsmasq(process, port)
+        finally:
+            stop_daemon(process)
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
         shutil.rmtree(directory, ignore_errors=True)
 
 
