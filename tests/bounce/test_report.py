@@ -39,17 +39,20 @@ SMTP_REASON = (
 )
 
 
-def failure(
+def composed(
     entries: list[ReportEntry],
     returned: Returned = Returned.HEADERS,
     content: bytes = CONTENT,
     context: ReportContext = CONTEXT,
     postmaster: bool = False,
+    kind: Kind = Kind.FAILURE,
     **fields: object,
 ) -> bytes:
+    """The notice of kind (a failure unless told otherwise) to alice@client.test about her
+    message to bob@remote.test."""
     queued = message([recipient(0, "bob@remote.test")], **fields)  # type: ignore[arg-type]
     return compose(
-        Kind.FAILURE,
+        kind,
         queued,
         entries,
         content,
@@ -78,7 +81,7 @@ def test_failure_notice_is_a_multipart_report_with_postfix_wording_and_per_recip
     carol = ReportEntry(
         "carol@remote.test", orig_address="c@alias.test", diagnostic="mail for remote.test refused"
     )
-    notice, parts = report_parts(failure([BOB, carol], envid="ENV-42"))
+    notice, parts = report_parts(composed([BOB, carol], envid="ENV-42"))
     assert notice["Subject"] == "Undelivered Mail Returned to Sender"
     assert notice["From"] == "MAILER-DAEMON@example.test (Mail Delivery System)"
     assert notice["To"] == "alice@client.test"
@@ -106,11 +109,11 @@ def test_failure_notice_is_a_multipart_report_with_postfix_wording_and_per_recip
     assert carol_fields["Status"] == "5.0.0"  # none given: one that fits "failed"
     assert carol_fields["Remote-MTA"] is None
     assert carol_fields["Diagnostic-Code"] == "X-mta; mail for remote.test refused"
-    assert "Original-Envelope-Id" not in dsn_fields(report_parts(failure([BOB]))[1][1])[0]
+    assert "Original-Envelope-Id" not in dsn_fields(report_parts(composed([BOB]))[1][1])[0]
 
 
 def test_ret_hdrs_returns_the_headers_and_ret_full_the_whole_message() -> None:
-    _, parts = report_parts(failure([BOB], Returned.HEADERS, ret=DsnRet.HDRS))
+    _, parts = report_parts(composed([BOB], Returned.HEADERS, ret=DsnRet.HDRS))
     assert parts[2].get_content_type() == "text/rfc822-headers"
     assert parts[2]["Content-Description"] == "Undelivered Message Headers"
     headers = text(parts[2])
@@ -118,7 +121,7 @@ def test_ret_hdrs_returns_the_headers_and_ret_full_the_whole_message() -> None:
     assert "Subject: quarterly figures" in headers
     assert "only RET=FULL returns" not in headers
 
-    _, parts = report_parts(failure([BOB], Returned.FULL, ret=DsnRet.FULL))
+    _, parts = report_parts(composed([BOB], Returned.FULL, ret=DsnRet.FULL))
     assert parts[2].get_content_type() == "message/rfc822"
     assert parts[2]["Content-Description"] == "Undelivered Message"
     [original] = subparts(parts[2])
@@ -129,14 +132,14 @@ def test_ret_hdrs_returns_the_headers_and_ret_full_the_whole_message() -> None:
 
 def test_ret_full_past_bounce_size_limit_returns_headers_only() -> None:
     at_limit = replace(CONTEXT, bounce_size_limit=len(CONTENT))
-    _, parts = report_parts(failure([BOB], Returned.FULL, context=at_limit))
+    _, parts = report_parts(composed([BOB], Returned.FULL, context=at_limit))
     assert parts[2].get_content_type() == "message/rfc822"
     below = replace(CONTEXT, bounce_size_limit=len(CONTENT) - 1)
-    _, parts = report_parts(failure([BOB], Returned.FULL, context=below))
+    _, parts = report_parts(composed([BOB], Returned.FULL, context=below))
     assert parts[2].get_content_type() == "text/rfc822-headers"
     assert "only RET=FULL returns" not in text(parts[2])
     big = CONTENT + b"x" * 60_000 + b"\r\n"
-    _, parts = report_parts(failure([BOB], Returned.FULL, content=big))
+    _, parts = report_parts(composed([BOB], Returned.FULL, content=big))
     assert parts[2].get_content_type() == "text/rfc822-headers"
 
 
@@ -147,7 +150,7 @@ def test_no_value_can_add_a_header_line() -> None:
         diagnostic="refused\r\n\r\n--fake-boundary\nContent-Type: text/html",
         relay="mx[1.2.3.4]:25",
     )
-    data = failure([evil], envid="E\r\nX-Evil: 1")
+    data = composed([evil], envid="E\r\nX-Evil: 1")
     _, parts = report_parts(data)
     assert b"\r\nBcc:" not in data and b"\nX-Injected" not in data and b"\nX-Evil" not in data
     assert b"\nContent-Type: text/html" not in data
@@ -157,7 +160,7 @@ def test_no_value_can_add_a_header_line() -> None:
 
 def test_long_reasons_are_folded_and_no_line_is_too_long() -> None:
     long_entry = replace(BOB, diagnostic="word " * 2000 + "x" * 3000)
-    data = failure([long_entry])
+    data = composed([long_entry])
     assert max(len(line) for line in data.split(b"\r\n")) <= 998
     _, parts = report_parts(data)
     _, (fields,) = dsn_fields(parts[1])
@@ -167,7 +170,7 @@ def test_long_reasons_are_folded_and_no_line_is_too_long() -> None:
 
 def test_many_recipients_stop_at_the_report_bound_and_are_counted() -> None:
     entries = [ReportEntry(f"user{i}@remote.test", diagnostic="r" * 900) for i in range(2000)]
-    data = failure(entries)
+    data = composed(entries)
     assert len(data) < 2 * MAX_REPORT_BYTES
     _, parts = report_parts(data)
     assert "more recipients are not listed here" in text(parts[0])
@@ -178,7 +181,7 @@ def test_many_recipients_stop_at_the_report_bound_and_are_counted() -> None:
 def test_a_boundary_found_in_the_returned_message_is_changed() -> None:
     boundary = f"0ABCDEFGHI.{int(NOW)}/mx.example.test"
     content = CONTENT + f"--{boundary}--\r\n".encode()
-    data = failure([BOB], Returned.FULL, content=content)
+    data = composed([BOB], Returned.FULL, content=content)
     notice, parts = report_parts(data)
     assert notice.get_boundary() != boundary
     [original] = subparts(parts[2])
@@ -188,7 +191,7 @@ def test_a_boundary_found_in_the_returned_message_is_changed() -> None:
 def test_smtputf8_mail_returns_message_global_headers_in_8bit() -> None:
     content = "Subject: caf\u00e9\r\n\r\nbody\r\n".encode()
     entry = ReportEntry("j\u00f6rg@remote.test", diagnostic="unknown user")
-    data = failure([entry], content=content, smtputf8=True)
+    data = composed([entry], content=content, smtputf8=True)
     notice = parse(data)
     assert notice["Content-Transfer-Encoding"] == "8bit"
     parts = subparts(notice)
@@ -197,7 +200,7 @@ def test_smtputf8_mail_returns_message_global_headers_in_8bit() -> None:
 
 
 def test_postmaster_copy_has_the_postmaster_subject_and_no_boilerplate() -> None:
-    notice, parts = report_parts(failure([BOB], postmaster=True))
+    notice, parts = report_parts(composed([BOB], postmaster=True))
     assert notice["Subject"] == "Postmaster Copy: Undelivered Mail"
     assert notice["Auto-Submitted"] == "auto-generated"
     assert "I'm sorry" not in text(parts[0])
@@ -205,23 +208,10 @@ def test_postmaster_copy_has_the_postmaster_subject_and_no_boilerplate() -> None
 
 
 def test_delay_warning_says_how_long_and_until_when() -> None:
-    queued = message([recipient(0, "bob@remote.test")])
     entry = ReportEntry(
         "bob@remote.test", action=Action.DELAYED, status="4.4.1", diagnostic="connect timed out"
     )
-    data = compose(
-        Kind.DELAY,
-        queued,
-        [entry],
-        CONTENT,
-        CONTEXT,
-        to="alice@client.test",
-        postmaster=False,
-        returned=Returned.HEADERS,
-        now=NOW,
-        tag="d",
-    ).content
-    notice, parts = report_parts(data)
+    notice, parts = report_parts(composed([entry], kind=Kind.DELAY))
     assert notice["Subject"] == "Delayed Mail (still being retried)"
     notification = text(parts[0])
     assert "THIS IS A WARNING ONLY." in notification
@@ -235,7 +225,6 @@ def test_delay_warning_says_how_long_and_until_when() -> None:
 
 
 def test_success_notice_reports_delivered_and_relayed() -> None:
-    queued = message([recipient(0, "bob@remote.test")])
     entries = [
         ReportEntry(
             "bob@remote.test",
@@ -251,19 +240,7 @@ def test_success_notice_reports_delivered_and_relayed() -> None:
             relay="mx.far.test[192.0.2.9]:25",
         ),
     ]
-    data = compose(
-        Kind.SUCCESS,
-        queued,
-        entries,
-        CONTENT,
-        CONTEXT,
-        to="alice@client.test",
-        postmaster=False,
-        returned=Returned.HEADERS,
-        now=NOW,
-        tag="s",
-    ).content
-    notice, parts = report_parts(data)
+    notice, parts = report_parts(composed(entries, kind=Kind.SUCCESS))
     assert notice["Subject"] == "Successful Mail Delivery Report"
     assert "Your message was successfully delivered to the destination(s)" in text(parts[0])
     _, (bob, carol) = dsn_fields(parts[1])
