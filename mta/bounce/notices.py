@@ -145,9 +145,13 @@ class NoticeSettings:
     def double_bounce_address(self) -> str:
         return self.qualify(self.double_bounce_sender)
 
+    def is_double_bounce(self, sender: str) -> bool:
+        """The double-bounce address: mail that is itself a postmaster notice."""
+        return sender.lower() == self.double_bounce_address.lower()
+
     def is_notice_sender(self, sender: str) -> bool:
         """The null sender or the double-bounce address: mail that is itself a notice."""
-        return not sender or sender.lower() == self.double_bounce_address.lower()
+        return not sender or self.is_double_bounce(sender)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,16 +226,19 @@ class Notices:
         return self
 
 
-def wants_failure_notice(notify: Notify) -> bool:
+def _wants(notify: Notify, condition: Notify) -> bool:
+    """No NOTIFY (RFC 3461 4.1) means FAILURE and DELAY, as in Postfix; NEVER means none."""
     if notify & Notify.NEVER:
         return False
-    return notify == Notify.DEFAULT or bool(notify & Notify.FAILURE)
+    return notify == Notify.DEFAULT or bool(notify & condition)
+
+
+def wants_failure_notice(notify: Notify) -> bool:
+    return _wants(notify, Notify.FAILURE)
 
 
 def wants_delay_notice(notify: Notify) -> bool:
-    if notify & Notify.NEVER:
-        return False
-    return notify == Notify.DEFAULT or bool(notify & Notify.DELAY)
+    return _wants(notify, Notify.DELAY)
 
 
 def _entry(state: RecipientState, action: Action, result: RecipientResult | None) -> ReportEntry:
@@ -248,6 +255,15 @@ def _entry(state: RecipientState, action: Action, result: RecipientResult | None
         diagnostic=reason,
         relay=result.relay if isinstance(result, ReportedResult) else "",
     )
+
+
+NOTICE_NAMES = {
+    Kind.FAILURE: "non-delivery",
+    Kind.DELAY: "delay",
+    Kind.SUCCESS: "delivery status",
+    Kind.PROBLEM: "error",
+}
+"""Postfix's names of the notices in qmgr's log line "QUEUEID: sender delay notification: ID"."""
 
 
 class _Builder:
@@ -272,14 +288,31 @@ class _Builder:
             self._cached = self._content()
         return self._cached
 
-    def add(
+    def to_sender(
+        self, kind: Kind, entries: Sequence[ReportEntry], returned: Returned = Returned.HEADERS
+    ) -> None:
+        """The notice to the message's sender, from the null sender (RFC 5321 4.5.5)."""
+        self._add(kind, entries, self.message.sender, "", postmaster=False, returned=returned)
+
+    def to_postmaster(
         self,
-        what: str,
         kind: Kind,
         entries: Sequence[ReportEntry],
         to: str,
-        *,
+        returned: Returned = Returned.HEADERS,
+    ) -> None:
+        """A postmaster notice or copy to `to`, from double_bounce_sender (so that its own
+        failure is discarded, never returned)."""
+        sender = self.settings.double_bounce_address
+        self._add(kind, entries, to, sender, postmaster=True, returned=returned)
+
+    def _add(
+        self,
+        kind: Kind,
+        entries: Sequence[ReportEntry],
+        to: str,
         sender: str,
+        *,
         postmaster: bool,
         returned: Returned,
     ) -> None:
@@ -306,6 +339,7 @@ class _Builder:
             body_type=BodyType.EIGHT_BIT_MIME if composed.eight_bit else BodyType.SEVEN_BIT,
             smtputf8=composed.smtputf8,
         )
+        what = f"{'postmaster' if postmaster else 'sender'} {NOTICE_NAMES[kind]} notification"
         self.out.notices.append(Notice(what, notice))
 
 
@@ -349,15 +383,7 @@ def result_notices(
             )
             for state, result in delivered
         ]
-        builder.add(
-            "sender delivery status notification",
-            Kind.SUCCESS,
-            entries,
-            message.sender,
-            sender="",
-            postmaster=False,
-            returned=Returned.HEADERS,
-        )
+        builder.to_sender(Kind.SUCCESS, entries)
     if problems:
         _problem(builder, problems)
     return builder.out
@@ -366,21 +392,15 @@ def result_notices(
 def _failure(builder: _Builder, bounced: list[tuple[RecipientState, RecipientResult]]) -> None:
     message, settings = builder.message, builder.settings
     everyone = [_entry(state, Action.FAILED, result) for state, result in bounced]
-    if message.sender.lower() == settings.double_bounce_address.lower():
+    if settings.is_double_bounce(message.sender):
         builder.out.remarks.append("undeliverable postmaster notification discarded")
         return
     if not message.sender:
         if not _classes(settings, NotifyClass.TWO_BOUNCE, NotifyClass.BOUNCE):
             builder.out.remarks.append("undeliverable notice to the null sender discarded")
             return
-        builder.add(
-            "postmaster non-delivery notification",
-            Kind.FAILURE,
-            everyone,
-            settings.two_bounce_notice_recipient,
-            sender=settings.double_bounce_address,
-            postmaster=True,
-            returned=Returned.FULL,
+        builder.to_postmaster(
+            Kind.FAILURE, everyone, settings.two_bounce_notice_recipient, Returned.FULL
         )
         return
     wanted = [
@@ -388,32 +408,17 @@ def _failure(builder: _Builder, bounced: list[tuple[RecipientState, RecipientRes
         for state, result in bounced
         if wants_failure_notice(state.recipient.notify)
     ]
-    builder.add(
-        "sender non-delivery notification",
-        Kind.FAILURE,
-        wanted,
-        message.sender,
-        sender="",
-        postmaster=False,
-        returned=Returned.FULL if message.dsn_ret is DsnRet.FULL else Returned.HEADERS,
-    )
+    returned = Returned.FULL if message.dsn_ret is DsnRet.FULL else Returned.HEADERS
+    builder.to_sender(Kind.FAILURE, wanted, returned)
     if _classes(settings, NotifyClass.BOUNCE):
-        builder.add(
-            "postmaster non-delivery notification",
-            Kind.FAILURE,
-            everyone,
-            settings.bounce_notice_recipient,
-            sender=settings.double_bounce_address,
-            postmaster=True,
-            returned=Returned.HEADERS,
-        )
+        builder.to_postmaster(Kind.FAILURE, everyone, settings.bounce_notice_recipient)
 
 
 def _problem(builder: _Builder, problems: list[tuple[RecipientState, ReportedResult]]) -> None:
     message, settings = builder.message, builder.settings
     if PROBLEM_NOTIFIED_EXTRA in message.extras:
         return
-    if message.sender.lower() == settings.double_bounce_address.lower():
+    if settings.is_double_bounce(message.sender):
         return
     classes = {result.problem for _, result in problems}
     if not any(c in settings.notify_classes for c in classes if c is not None):
@@ -423,15 +428,7 @@ def _problem(builder: _Builder, problems: list[tuple[RecipientState, ReportedRes
         for state, result in problems
         if result.problem in settings.notify_classes
     ]
-    builder.add(
-        "postmaster error notification",
-        Kind.PROBLEM,
-        entries,
-        settings.error_notice_recipient,
-        sender=settings.double_bounce_address,
-        postmaster=True,
-        returned=Returned.HEADERS,
-    )
+    builder.to_postmaster(Kind.PROBLEM, entries, settings.error_notice_recipient)
     builder.out.marks[PROBLEM_NOTIFIED_EXTRA] = str(int(builder.now))
 
 
@@ -459,28 +456,14 @@ def delay_notices(
     if not deferred or not delay_due(message, settings, now):
         return Notices()
     builder = _Builder(message, content, settings, now)
-    builder.add(
-        "sender delay notification",
-        Kind.DELAY,
-        [
-            _entry(state, Action.DELAYED, None)
-            for state in deferred
-            if wants_delay_notice(state.recipient.notify)
-        ],
-        message.sender,
-        sender="",
-        postmaster=False,
-        returned=Returned.HEADERS,
-    )
+    wanted = [
+        _entry(state, Action.DELAYED, None)
+        for state in deferred
+        if wants_delay_notice(state.recipient.notify)
+    ]
+    builder.to_sender(Kind.DELAY, wanted)
     if _classes(settings, NotifyClass.DELAY):
-        builder.add(
-            "postmaster delay notification",
-            Kind.DELAY,
-            [_entry(state, Action.DELAYED, None) for state in deferred],
-            settings.delay_notice_recipient,
-            sender=settings.double_bounce_address,
-            postmaster=True,
-            returned=Returned.HEADERS,
-        )
+        everyone = [_entry(state, Action.DELAYED, None) for state in deferred]
+        builder.to_postmaster(Kind.DELAY, everyone, settings.delay_notice_recipient)
     builder.out.marks[DELAY_WARNED_EXTRA] = str(int(now))
     return builder.out
