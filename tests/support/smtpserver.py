@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.controller import Controller, UnixSocketController
+from aiosmtpd.controller import BaseController, Controller, UnixSocketController
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as AioSession
@@ -251,7 +251,9 @@ class _ScriptedLmtp(_ScriptedSmtp, LMTP):
     pass
 
 
-class _InetController(Controller):
+class _ScriptedController(BaseController):
+    """What the TCP and the UNIX socket controllers share: the owner's script and records."""
+
     def __init__(self, owner: ScriptedServer, **kwargs: Any) -> None:
         super().__init__(_Handler(owner), **kwargs)
         self.owner = owner
@@ -260,6 +262,8 @@ class _InetController(Controller):
         kind = _ScriptedLmtp if self.owner.script.lmtp else _ScriptedSmtp
         return kind(self.handler, self.owner, **self.SMTP_kwargs)
 
+
+class _InetController(_ScriptedController, Controller):
     def _trigger_server(self) -> None:
         # Only connect: a scripted greeting may stall or refuse, which aiosmtpd's own check
         # (it reads the greeting) would take for a failure to start.
@@ -267,15 +271,7 @@ class _InetController(Controller):
             self.owner.trigger_peer = probe.getsockname()
 
 
-class _UnixController(UnixSocketController):
-    def __init__(self, owner: ScriptedServer, **kwargs: Any) -> None:
-        super().__init__(_Handler(owner), **kwargs)
-        self.owner = owner
-
-    def factory(self) -> SMTP:
-        kind = _ScriptedLmtp if self.owner.script.lmtp else _ScriptedSmtp
-        return kind(self.handler, self.owner, **self.SMTP_kwargs)
-
+class _UnixController(_ScriptedController, UnixSocketController):
     def _trigger_server(self) -> None:
         with socket.socket(socket.AF_UNIX) as probe:
             probe.connect(str(self.unix_socket))
