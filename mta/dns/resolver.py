@@ -49,7 +49,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -355,18 +355,10 @@ class NextHopResolver:
         found: list[str] = []
         exists = False
         secure = True
-        failure: DnsTemporaryError | None = None
-        for family in self.families:
-            try:
-                answer = self.lookup(host, _RDTYPE[family])
-            except DnsTemporaryError as error:
-                failure = error
-                continue
+        for answer in self._family_answers(host):
             exists = exists or not answer.nxdomain
             secure = secure and answer.secure
             found += [address for address in answer.records if address not in found]
-        if not found and failure is not None:
-            raise failure
         if self.shuffle_families:
             self.rng.shuffle(found)
         return (tuple(found), secure and self.dnssec) if exists else None
@@ -400,19 +392,27 @@ class NextHopResolver:
         Uses the cached address answers when there are any. Raises DnsTemporaryError when
         every family failed for now.
         """
+        for answer in self._family_answers(host):
+            if answer.records and not answer.nxdomain:
+                return answer.canonical or host, answer.secure
+        return host, False
+
+    def _family_answers(self, host: str) -> Iterator[Answer]:
+        """The address answer of each family (self.families order) for host, looked up as
+        they are asked for. A family whose lookup failed for now is passed over; when no
+        family answered with records, the last such DnsTemporaryError is raised at the end."""
         failure: DnsTemporaryError | None = None
+        records = False
         for family in self.families:
             try:
                 answer = self.lookup(host, _RDTYPE[family])
             except DnsTemporaryError as error:
                 failure = error
                 continue
-            if answer.nxdomain or not answer.records:
-                continue
-            return answer.canonical or host, answer.secure
-        if failure is not None:
+            records = records or bool(answer.records)
+            yield answer
+        if failure is not None and not records:
             raise failure
-        return host, False
 
     # -- the next hop ----------------------------------------------------------------------
 
