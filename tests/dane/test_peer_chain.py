@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import _ssl
 import asyncio
+import contextlib
 import socket
 import ssl
 import threading
@@ -64,6 +65,16 @@ def client_context() -> ssl.SSLContext:
     return context
 
 
+@contextlib.contextmanager
+def connected(port: int) -> Iterator[ssl.SSLSocket]:
+    """A blocking TLS connection to 127.0.0.1:port, the handshake done."""
+    with (
+        socket.create_connection(("127.0.0.1", port), TIMEOUT) as raw,
+        client_context().wrap_socket(raw, server_hostname=NAME) as tls,
+    ):
+        yield tls
+
+
 @pytest.fixture(scope="module")
 def pki() -> tuple[Issued, Issued, Issued]:
     root = make_ca("Chain Root")
@@ -86,10 +97,7 @@ def test_the_chain_from_a_blocking_socket(
     server: TlsServer, pki: tuple[Issued, Issued, Issued]
 ) -> None:
     root, intermediate, leaf = pki
-    with (
-        socket.create_connection(("127.0.0.1", server.port), TIMEOUT) as raw,
-        client_context().wrap_socket(raw, server_hostname=NAME) as tls,
-    ):
+    with connected(server.port) as tls:
         chain = peer_chain(tls)
     assert chain == [leaf.der, intermediate.der]
     assert dane_verify(chain, [TlsaRecord.from_text(root.tlsa(2, 1, 0))], [NAME]) is None
@@ -143,10 +151,7 @@ def test_the_public_method_is_used_when_present_else_the_leaf_alone(
     server: TlsServer, pki: tuple[Issued, Issued, Issued]
 ) -> None:
     _root, intermediate, leaf = pki
-    with (
-        socket.create_connection(("127.0.0.1", server.port), TIMEOUT) as raw,
-        client_context().wrap_socket(raw, server_hostname=NAME) as tls,
-    ):
+    with connected(server.port) as tls:
         assert peer_chain(Python313Api(tls)) == [leaf.der, intermediate.der]  # type: ignore[arg-type]
         assert peer_chain(LeafOnlyApi(tls)) == [leaf.der]  # type: ignore[arg-type]
 
@@ -158,10 +163,7 @@ def test_the_whole_chain_when_the_server_sends_its_root(
     certificate, key = leaf.write(tmp_path, "full", chain=[intermediate, root])
     full = TlsServer(certificate, key)
     try:
-        with (
-            socket.create_connection(("127.0.0.1", full.port), TIMEOUT) as raw,
-            client_context().wrap_socket(raw, server_hostname=NAME) as tls,
-        ):
+        with connected(full.port) as tls:
             assert peer_chain(tls) == [leaf.der, intermediate.der, root.der]
     finally:
         full.close()
