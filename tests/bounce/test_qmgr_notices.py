@@ -21,23 +21,6 @@ LOCAL = "local_transport = local\nmyorigin = mx.example.test\n"
 CONTENT = b"Subject: test\r\nMessage-Id: <m1@client.test>\r\n\r\nhello\r\n"
 
 
-def start_handoff_agent(instance: Instance) -> None:
-    socket_path = instance.queue_directory / "private" / "handoff"
-    instance.start(
-        "handoff",
-        "tests.bounce.handoff_agent",
-        "--service",
-        "handoff",
-        "--listen",
-        str(socket_path),
-        "--max-idle",
-        "0",
-        "--max-use",
-        "0",
-    )
-    wait_for(socket_path.exists, "handoff socket")
-
-
 def maildir(instance: Instance, user: str) -> Path:
     return instance.data_directory / "mail" / user / "Maildir" / "new"
 
@@ -113,7 +96,7 @@ def test_notify_success_notices_follow_the_agents_handoff(make_instance: MakeIns
         "passed.test=handoff:passed }\n"
     )
     instance.start_agent("local")
-    start_handoff_agent(instance)
+    instance.start_agent("handoff", module="tests.bounce.handoff_agent")
     instance.start_qmgr()
     success = Notify.SUCCESS | Notify.FAILURE
     queue_id = enqueue(

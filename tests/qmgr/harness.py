@@ -50,13 +50,16 @@ class Instance:
         self.processes[name] = process
         return process
 
-    def start_agent(self, agent: str, service: str | None = None, *args: str) -> None:
+    def start_agent(
+        self, agent: str, service: str | None = None, *args: str, module: str = ""
+    ) -> None:
+        """Agent mta.agents.AGENT (or the module given) listening as service (default: agent)."""
         service = service or agent
         socket_path = self.queue_directory / "private" / service
         socket_path.unlink(missing_ok=True)
         self.start(
             service,
-            f"mta.agents.{agent}",
+            module or f"mta.agents.{agent}",
             "--service",
             service,
             "--listen",
