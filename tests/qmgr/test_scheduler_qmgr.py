@@ -81,11 +81,11 @@ def test_a_deferred_backlog_does_not_starve_new_mail_nor_wait_for_the_next_queue
     assert max(activated.index(queue_id) for queue_id in new) < 50
 
 
-def test_a_dead_destination_gets_no_connection_storm_and_its_mail_is_deferred(
-    make_instance: MakeInstance,
-) -> None:
+def thirty_deferred(make_instance: MakeInstance, port: int) -> tuple[Instance, list[str]]:
+    """30 messages for the smtp agent to relayhost 127.0.0.1:port (an initial window of 2),
+    once they are all in the deferred queue."""
     instance = make_instance(
-        f"default_transport = smtp\nrelayhost = [127.0.0.1]:{free_port()}\n"
+        f"default_transport = smtp\nrelayhost = [127.0.0.1]:{port}\n"
         "initial_destination_concurrency = 2\n"
     )
     instance.start_agent("smtp")
@@ -95,6 +95,13 @@ def test_a_dead_destination_gets_no_connection_storm_and_its_mail_is_deferred(
         lambda: instance.queue.count(QueueName.DEFERRED) == len(ids) and instance.queued() == 30,
         "all mail deferred",
     )
+    return instance, ids
+
+
+def test_a_dead_destination_gets_no_connection_storm_and_its_mail_is_deferred(
+    make_instance: MakeInstance,
+) -> None:
+    instance, ids = thirty_deferred(make_instance, free_port())
     smtp_log, qmgr_log = instance.log("smtp"), instance.log("qmgr")
     tried = queue_ids_in_order(smtp_log, r"to=<bob@remote\.test>.*status=deferred")
     suspended = queue_ids_in_order(
@@ -141,17 +148,7 @@ def test_a_server_that_defers_every_recipient_is_not_a_dead_destination(
 ) -> None:
     """Greylisting: the server answers, so its 4xx replies to RCPT are no site failure."""
     with running_sink("-r", "rcpt") as sink:
-        instance = make_instance(
-            f"default_transport = smtp\nrelayhost = [127.0.0.1]:{sink.port}\n"
-            "initial_destination_concurrency = 2\n"
-        )
-        instance.start_agent("smtp")
-        instance.start_qmgr()
-        ids = instance.enqueue(30)
-        wait_for(
-            lambda: instance.queue.count(QueueName.DEFERRED) == len(ids),
-            "all mail deferred",
-        )
+        instance, ids = thirty_deferred(make_instance, sink.port)
         tried = queue_ids_in_order(instance.log("smtp"), r"to=<bob@remote\.test>.*status=deferred")
         assert sorted(tried) == sorted(ids)  # every message reached the server
         assert "temporarily suspended" not in instance.log("qmgr")
