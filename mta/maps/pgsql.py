@@ -29,30 +29,18 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from mta.maps.netclient import parse_endpoint
-from mta.maps.sql import SQL_PARAMETERS, SqlSettings
-from mta.maps.table import (
-    DEFAULT_CACHE_SECONDS,
-    DEFAULT_TIMEOUT_SECONDS,
-    MAX_REPLY_BYTES,
-    LookupTable,
-    ResultCache,
-    first_line,
-    fold_key,
-)
+from mta.maps.sql import SQL_PARAMETERS, SqlTable, first_columns
+from mta.maps.table import first_line
 from mta.maps.tablecf import TableConfig
 
 PGSQL_PARAMETERS = (*SQL_PARAMETERS, "hosts", "user", "password", "dbname")
 DEFAULT_PORT = 5432
-ROWS_PER_FETCH = 100
 
 
-class PgsqlTable(LookupTable):
+class PgsqlTable(SqlTable):
     def __init__(self, spec: str, name: str) -> None:
-        super().__init__(spec)
         config = TableConfig(spec, name, PGSQL_PARAMETERS)
-        self.settings = SqlSettings(spec, config, "%s", "%%")
-        self.timeout = config.seconds("timeout", DEFAULT_TIMEOUT_SECONDS)
-        self.cache = ResultCache(config.seconds("cache_ttl", DEFAULT_CACHE_SECONDS))
+        super().__init__(spec, config, "%s", "%%")
         self.credentials = {
             "user": config.text("user"),
             "password": config.text("password"),
@@ -82,38 +70,23 @@ class PgsqlTable(LookupTable):
                 failures.append(first_line(error))
         raise self.unavailable("; ".join(failures) or "no hosts")
 
-    def _query(self, arguments: tuple[str, ...]) -> list[object]:
+    def _run(self, arguments: tuple[str, ...]) -> list[object]:
         if self.connection is None:
             self.connection = self._connect()
-        values: list[object] = []
         with self.connection.cursor() as cursor:
             cursor.execute(self.settings.query.sql, arguments)
-            while rows := cursor.fetchmany(ROWS_PER_FETCH):
-                values.extend(row[0] for row in rows)
-                if len(values) > MAX_REPLY_BYTES:
-                    break
-        return values
+            return first_columns(cursor)
 
-    def lookup(self, key: str) -> str | None:
-        key = fold_key(key)
-        cached, answer = self.cache.get(key)
-        if cached:
-            return answer
-        arguments = self.settings.arguments(key)
-        if arguments is None:
-            return None
+    def run_query(self, arguments: tuple[str, ...]) -> list[object]:
         try:
-            values = self._query(arguments)
+            return self._run(arguments)
         except psycopg.Error:
             self.close()  # a kept connection may be stale: reconnect and try once more
             try:
-                values = self._query(arguments)
+                return self._run(arguments)
             except psycopg.Error as error:
                 self.close()
                 raise self.unavailable(first_line(error)) from error
-        answer = self.settings.answer(values, key)
-        self.cache.put(key, answer)
-        return answer
 
     def close(self) -> None:
         if self.connection is not None:

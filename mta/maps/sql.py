@@ -1,4 +1,5 @@
-"""What sqlite: and pgsql: tables share: the query template, the result format, `domain`.
+"""What sqlite: and pgsql: tables share: the query template, the result format, `domain`,
+and the lookup itself (SqlTable: cache, key, query, answer).
 
     query = SELECT forward FROM aliases WHERE address = '%s'
 
@@ -13,18 +14,31 @@ Several rows answer with their first columns joined by commas (empty and NULL va
 skipped), each formatted by result_format: %s, %u, %d of the value (a value without a domain
 is skipped by %d), %S, %U, %D of the key, %%. With `domain = example.com, ...` only keys
 user@domain with a listed domain are looked up. Answers are cached for cache_ttl seconds (see
-mta.maps.table.ResultCache); replies are bounded by MAX_REPLY_BYTES in all.
+mta.maps.table.ResultCache); replies are bounded by MAX_REPLY_BYTES in all, and rows are
+fetched ROWS_PER_FETCH at a time until they are past that bound.
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-from mta.maps.table import MAX_REPLY_BYTES, TableFormatError, TableUnavailable
+from mta.maps.table import (
+    DEFAULT_CACHE_SECONDS,
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_REPLY_BYTES,
+    LookupTable,
+    ResultCache,
+    TableFormatError,
+    TableUnavailable,
+    fold_key,
+)
 from mta.maps.tablecf import TableConfig, expand_key, split_address
 
 SQL_PARAMETERS = ("query", "result_format", "domain", "cache_ttl", "timeout")
+ROWS_PER_FETCH = 100
 _KEY_FIELDS = "sud"
 
 
@@ -166,3 +180,48 @@ class SqlSettings:
                 )
             parts.append(formatted)
         return ",".join(parts) if parts else None
+
+
+class Rows(Protocol):
+    """A DB-API cursor after execute() (sqlite3's, psycopg's)."""
+
+    def fetchmany(self, size: int) -> list[Any]: ...
+
+
+def first_columns(cursor: Rows) -> list[object]:
+    """The first column of each row the query returned, ROWS_PER_FETCH rows at a time, and
+    not past MAX_REPLY_BYTES values (each one the answer keeps takes at least a byte)."""
+    values: list[object] = []
+    while rows := cursor.fetchmany(ROWS_PER_FETCH):
+        values.extend(row[0] for row in rows)
+        if len(values) > MAX_REPLY_BYTES:
+            break
+    return values
+
+
+class SqlTable(LookupTable):
+    """A sqlite: or pgsql: table: subclasses open their database and run the query."""
+
+    def __init__(
+        self, spec: str, config: TableConfig, placeholder: str, literal_percent: str
+    ) -> None:
+        super().__init__(spec)
+        self.settings = SqlSettings(spec, config, placeholder, literal_percent)
+        self.timeout = config.seconds("timeout", DEFAULT_TIMEOUT_SECONDS)
+        self.cache = ResultCache(config.seconds("cache_ttl", DEFAULT_CACHE_SECONDS))
+
+    @abstractmethod
+    def run_query(self, arguments: tuple[str, ...]) -> list[object]:
+        """The query's first_columns for these parameters; raises TableUnavailable."""
+
+    def lookup(self, key: str) -> str | None:
+        key = fold_key(key)
+        cached, answer = self.cache.get(key)
+        if cached:
+            return answer
+        arguments = self.settings.arguments(key)
+        if arguments is None:
+            return None
+        answer = self.settings.answer(self.run_query(arguments), key)
+        self.cache.put(key, answer)
+        return answer

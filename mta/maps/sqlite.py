@@ -17,29 +17,17 @@ import sqlite3
 import time
 from pathlib import Path
 
-from mta.maps.sql import SQL_PARAMETERS, SqlSettings
-from mta.maps.table import (
-    DEFAULT_CACHE_SECONDS,
-    DEFAULT_TIMEOUT_SECONDS,
-    MAX_REPLY_BYTES,
-    LookupTable,
-    ResultCache,
-    fold_key,
-)
+from mta.maps.sql import SQL_PARAMETERS, SqlTable, first_columns
 from mta.maps.tablecf import TableConfig
 
 SQLITE_PARAMETERS = (*SQL_PARAMETERS, "dbpath")
 PROGRESS_CHECK_INSTRUCTIONS = 10_000
-ROWS_PER_FETCH = 100
 
 
-class SqliteTable(LookupTable):
+class SqliteTable(SqlTable):
     def __init__(self, spec: str, name: str) -> None:
-        super().__init__(spec)
         config = TableConfig(spec, name, SQLITE_PARAMETERS)
-        self.settings = SqlSettings(spec, config, "?", "%")
-        self.timeout = config.seconds("timeout", DEFAULT_TIMEOUT_SECONDS)
-        self.cache = ResultCache(config.seconds("cache_ttl", DEFAULT_CACHE_SECONDS))
+        super().__init__(spec, config, "?", "%")
         database = Path(config.required("dbpath")).absolute()
         try:
             self.connection = sqlite3.connect(
@@ -53,27 +41,12 @@ class SqliteTable(LookupTable):
     def _past_deadline(self) -> int:
         return int(time.monotonic() > self._deadline)  # non-zero interrupts the query
 
-    def lookup(self, key: str) -> str | None:
-        key = fold_key(key)
-        cached, answer = self.cache.get(key)
-        if cached:
-            return answer
-        arguments = self.settings.arguments(key)
-        if arguments is None:
-            return None
+    def run_query(self, arguments: tuple[str, ...]) -> list[object]:
         self._deadline = time.monotonic() + self.timeout
-        values: list[object] = []
         try:
-            cursor = self.connection.execute(self.settings.query.sql, arguments)
-            while rows := cursor.fetchmany(ROWS_PER_FETCH):
-                values.extend(row[0] for row in rows)
-                if len(values) > MAX_REPLY_BYTES:  # each value takes at least one byte
-                    break
+            return first_columns(self.connection.execute(self.settings.query.sql, arguments))
         except sqlite3.Error as error:
             raise self.unavailable(str(error)) from error
-        answer = self.settings.answer(values, key)
-        self.cache.put(key, answer)
-        return answer
 
     def close(self) -> None:
         self.connection.close()
