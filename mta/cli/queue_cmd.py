@@ -239,34 +239,25 @@ class QueueAction:
     apply: Callable[[MailQueue, list[str]], list[str]]
 
 
+def moving(summary: str, sources: tuple[QueueName, ...], target: QueueName) -> QueueAction:
+    """An action that moves messages from the queues of sources (only) to target."""
+    return QueueAction(
+        summary, sources, lambda queue, ids: queue.move(ids, target, only_from=sources)
+    )
+
+
 ACTIONS = {
-    "hold": QueueAction(
+    "hold": moving(
         "Placed on hold",
         (QueueName.INCOMING, QueueName.ACTIVE, QueueName.DEFERRED),
-        lambda queue, ids: queue.move(
-            ids,
-            QueueName.HOLD,
-            only_from=(QueueName.INCOMING, QueueName.ACTIVE, QueueName.DEFERRED),
-        ),
+        QueueName.HOLD,
     ),
-    "release": QueueAction(
-        "Released from hold",
-        (QueueName.HOLD,),
-        lambda queue, ids: queue.move(ids, QueueName.DEFERRED, only_from=(QueueName.HOLD,)),
-    ),
-    "delete": QueueAction(
-        "Deleted",
-        tuple(QueueName),
-        lambda queue, ids: queue.delete(ids),
-    ),
-    "requeue": QueueAction(
+    "release": moving("Released from hold", (QueueName.HOLD,), QueueName.DEFERRED),
+    "delete": QueueAction("Deleted", tuple(QueueName), lambda queue, ids: queue.delete(ids)),
+    "requeue": moving(
         "Requeued",
         (QueueName.ACTIVE, QueueName.DEFERRED, QueueName.HOLD),
-        lambda queue, ids: queue.move(
-            ids,
-            QueueName.INCOMING,
-            only_from=(QueueName.ACTIVE, QueueName.DEFERRED, QueueName.HOLD),
-        ),
+        QueueName.INCOMING,
     ),
 }
 ACTION_HELP = {
