@@ -10,6 +10,7 @@ answers. A missing binary fails the test (with the Debian package to install); i
 
 from __future__ import annotations
 
+import glob
 import shutil
 import signal
 import socket
@@ -26,9 +27,15 @@ POLL_SECONDS = 0.05
 OUTPUT_TAIL = 2000  # characters of a failed server's output quoted in the failure
 
 
-def binary(name: str, package: str) -> str:
-    """The path of a server or tool from a Debian package listed in ci/apt-test-packages.txt."""
-    found = shutil.which(name) or shutil.which(f"/usr/sbin/{name}")
+def binary(name: str, package: str, *patterns: str) -> str:
+    """The path of a server or tool from a Debian package listed in ci/apt-test-packages.txt:
+    on PATH, in /usr/sbin, or else the first match of the glob patterns (for packages that
+    install it in a versioned folder, as PostgreSQL does)."""
+    found = (
+        shutil.which(name)
+        or shutil.which(f"/usr/sbin/{name}")
+        or next((path for pattern in patterns for path in sorted(glob.glob(pattern))), None)
+    )
     if found is None:
         pytest.fail(f"{name} is not installed (package {package}, ci/apt-test-packages.txt)")
     return found
@@ -40,6 +47,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def accepting(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on host:port (a readiness check)."""
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def run_tool(command: Sequence[str], directory: Path) -> str:
@@ -58,12 +74,16 @@ def start_daemon(
     name: str,
     ready: Callable[[], bool],
     timeout: float = START_TIMEOUT_SECONDS,
+    user: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start command (which must stay in the foreground) and wait until ready() is true."""
+    """Start command (which must stay in the foreground), as user if given, and wait until
+    ready() is true."""
     log = directory / f"{name}.out"
     with log.open("wb") as output:
+        if user is not None:
+            shutil.chown(log, user)
         process = subprocess.Popen(
-            list(command), stdout=output, stderr=subprocess.STDOUT, cwd=directory
+            list(command), stdout=output, stderr=subprocess.STDOUT, cwd=directory, user=user
         )
     deadline = time.monotonic() + timeout
     while not ready():

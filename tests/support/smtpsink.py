@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.daemon import binary, free_port, start_daemon, stop_daemon
+from support.daemon import accepting, binary, free_port, start_daemon, stop_daemon
 
 BACKLOG = "64"
 
@@ -45,17 +44,9 @@ def running_sink(*options: str, keep: bool = False) -> Iterator[SmtpSink]:
     if keep:
         command += ["-d", f"{kept}/%M."]
     command += [f"127.0.0.1:{port}", BACKLOG]
-    process = start_daemon(command, directory, "smtp-sink", ready=lambda: _accepts(port))
+    process = start_daemon(command, directory, "smtp-sink", ready=lambda: accepting(port))
     try:
         yield SmtpSink(port, kept)
     finally:
         stop_daemon(process)
         shutil.rmtree(directory, ignore_errors=True)
-
-
-def _accepts(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
