@@ -9,7 +9,8 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from qmgr.harness import Instance, wait_for
+from qmgr.harness import Instance
+from support.instance import wait_for
 
 from mta.bounce.notices import DELAY_WARNED_EXTRA
 from mta.queue import Message, Notify, Recipient

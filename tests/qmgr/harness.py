@@ -8,9 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
+
+from support.instance import wait_for
 
 from mta.queue import MailQueue, Message, QueueName, QueueSettings, Recipient
 from mta.util.trigger import TriggerSender, trigger_path
@@ -122,11 +123,3 @@ class Instance:
 
     def all_logs(self) -> str:
         return "".join(self.log(name) for name in self.logs)
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
+from support.instance import wait_for
+
 from .conftest import MakeInstance
-from .harness import wait_for
 
 ROUTED_LOCALLY = "local_transport = local\n"
 

@@ -8,11 +8,12 @@ import signal
 import time
 from dataclasses import replace
 
+from support.instance import wait_for
+
 from mta.bounce.dsn import build_bounce
 from mta.queue import QueueName
 
 from .conftest import MakeInstance
-from .harness import wait_for
 
 
 def test_local_agent_writes_maildir_with_headers_and_bounces_bad_local_parts(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import re
 
+from support.instance import wait_for
+
 from .conftest import MakeInstance
-from .harness import wait_for
 
 DISCARD_ALL = "default_transport = discard\nlocal_transport = discard\nrelay_transport = discard\n"
 

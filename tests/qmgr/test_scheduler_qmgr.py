@@ -10,12 +10,13 @@ import time
 
 import pytest
 from support.daemon import free_port
+from support.instance import wait_for
 from support.smtpsink import running_sink
 
 from mta.queue import Message, QueueName, Recipient, RecipientResult, RecipientStatus
 
 from .conftest import MakeInstance
-from .harness import Instance, wait_for
+from .harness import Instance
 
 
 def queue_ids_in_order(log: str, pattern: str) -> list[str]:
