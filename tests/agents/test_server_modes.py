@@ -4,7 +4,6 @@ smtp/lmtp agents), over a real UNIX socket speaking mta.proto.delivery."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import subprocess
 import sys
@@ -12,6 +11,8 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+
+from support.instance import environment
 
 from mta.agents.server import AgentOptions, AgentServer, listen_unix
 from mta.proto.delivery import (
@@ -141,7 +142,7 @@ def test_master_cf_overrides_reach_the_agent(tmp_path: Path) -> None:
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+        env=environment(),
     )
     assert done.returncode != 0
     assert f"queue directory {elsewhere} does not exist" in done.stderr

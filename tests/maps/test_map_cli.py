@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+from support.instance import environment
 
 from mta.cli.main import cli
 from mta.util import sysexits
@@ -91,13 +91,12 @@ def test_query_of_an_unreachable_server_is_ex_tempfail(tmp_path: Path) -> None:
 def test_build_and_query_as_a_real_process(tmp_path: Path) -> None:
     source = tmp_path / "access"
     source.write_text("# comment\n192.0.2.1 REJECT\n")
-    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     command = [sys.executable, "-m", "mta", "map"]
-    build = subprocess.run([*command, "build", str(source)], env=environment, check=False)
+    build = subprocess.run([*command, "build", str(source)], env=environment(), check=False)
     assert build.returncode == 0
     query = subprocess.run(
         [*command, "query", f"lmdb:{source}", "192.0.2.1"],
-        env=environment,
+        env=environment(),
         capture_output=True,
         text=True,
         check=False,

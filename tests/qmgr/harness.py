@@ -4,19 +4,16 @@ on a queue under a short /tmp path (AF_UNIX paths are short), with their logs in
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from support.instance import wait_for
+from support.instance import environment, wait_for
 
 from mta.queue import MailQueue, Message, QueueName, QueueSettings, Recipient
 from mta.util.trigger import TriggerSender, trigger_path
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Instance:
@@ -38,14 +35,12 @@ class Instance:
         self.logs: dict[str, Path] = {}
 
     def start(self, name: str, module: str, *args: str) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         log_path = self.directory / f"{name}.log"
         self.logs[name] = log_path
         with log_path.open("ab") as log_file:
             process = subprocess.Popen(
                 [sys.executable, "-m", module, "-c", str(self.directory), *args],
-                env=env,
+                env=environment(),
                 stderr=log_file,
             )
         self.processes[name] = process
