@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mta.queue.message import decode_text, encode_text
@@ -149,21 +150,43 @@ def _frame(payload: bytes) -> bytes:
 
 
 def encode_request(request: DeliveryRequest) -> bytes:
-    if len(request.recipients) > MAX_REQUEST_RECIPIENTS:
-        raise ProtocolError(f"{len(request.recipients)} recipients in one request")
+    return encode_request_fields(
+        request.request_id,
+        request.queue_id,
+        request.nexthop,
+        request.sender,
+        request.arrival_time,
+        request.active_time,
+        [(r.index, r.notify, r.address, r.orig_address, r.orcpt) for r in request.recipients],
+    )
+
+
+def encode_request_fields(
+    request_id: int,
+    queue_id: str,
+    nexthop: str,
+    sender: str,
+    arrival_time: float,
+    active_time: float,
+    recipients: Sequence[tuple[int, int, str, str, str]],
+) -> bytes:
+    """A REQUEST frame straight from its fields; recipients are (index, notify, address,
+    orig_address, orcpt). qmgr uses this to skip building a DeliveryRequest per message."""
+    if len(recipients) > MAX_REQUEST_RECIPIENTS:
+        raise ProtocolError(f"{len(recipients)} recipients in one request")
     parts = [
-        _HEAD.pack(FrameKind.REQUEST, request.request_id),
-        _REQUEST_HEAD.pack(_micros(request.arrival_time), _micros(request.active_time)),
-        _field(request.queue_id),
-        _field(request.nexthop),
-        _field(request.sender),
-        _COUNT.pack(len(request.recipients)),
+        _HEAD.pack(FrameKind.REQUEST, request_id),
+        _REQUEST_HEAD.pack(_micros(arrival_time), _micros(active_time)),
+        _field(queue_id),
+        _field(nexthop),
+        _field(sender),
+        _COUNT.pack(len(recipients)),
     ]
-    for recipient in request.recipients:
-        parts.append(_REQUEST_RECIPIENT.pack(recipient.index, recipient.notify))
-        parts.append(_field(recipient.address))
-        parts.append(_field(recipient.orig_address))
-        parts.append(_field(recipient.orcpt))
+    for index, notify, address, orig_address, orcpt in recipients:
+        parts.append(_REQUEST_RECIPIENT.pack(index, notify))
+        parts.append(_field(address))
+        parts.append(_field(orig_address))
+        parts.append(_field(orcpt))
     return _frame(b"".join(parts))
 
 

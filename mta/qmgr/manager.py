@@ -59,14 +59,12 @@ from mta.bounce.notices import (
     result_notices,
 )
 from mta.proto.delivery import (
-    DeliveryRequest,
     DeliveryResult,
     FrameDecoder,
     Goodbye,
     Outcome,
     ProtocolError,
-    RequestRecipient,
-    encode_request,
+    encode_request_fields,
 )
 from mta.proto.logline import status_line
 from mta.qmgr.admission import Admission, IntakePlan, interleave
@@ -189,28 +187,28 @@ class AgentConnection(asyncio.Protocol):
         self._next_id += 1
         entry = job.entry
         message = entry.message
-        request = DeliveryRequest(
+        frame = encode_request_fields(
             self._next_id,
             message.queue_id,
             job.nexthop,
             message.sender,
             message.arrival_time,
             entry.active_time,
-            tuple(
-                RequestRecipient(
+            [
+                (
                     r.index,
+                    int(r.recipient.notify),
                     r.recipient.address,
                     r.recipient.orig_address,
                     r.recipient.orcpt,
-                    int(r.recipient.notify),
                 )
                 for r in job.recipients
-            ),
+            ],
         )
         self.in_flight[self._next_id] = (destination, job)
         if not self._out:
             asyncio.get_running_loop().call_soon(self._write_out)
-        self._out.append(encode_request(request))
+        self._out.append(frame)
 
     def _write_out(self) -> None:
         if self.transport is not None and self._out:

@@ -17,14 +17,19 @@ action or smtpd's content_filter) has all its recipients go to that transport an
 the recipient's domain when the nexthop is empty, as Postfix's qmgr does; a malformed filter
 is logged as a warning and ignored, and the recipients take their normal routes.
 
+Answers are kept for RESOLVE_CACHE_LIFETIME seconds, at most RESOLVE_CACHE_SIZE of them, as
+Postfix's resolve client keeps its last answer: mail to one address comes in runs, and a
+table edit still takes effect within seconds. Temporary failures are never kept.
+
 Parameters: those of mta.rewrite.resolve.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from mta.config.maincf import Settings
 from mta.queue import FILTER_EXTRA, QueuedMessage, split_filter
@@ -34,11 +39,18 @@ from mta.rewrite import TemporaryFailure
 log = logging.getLogger("mta.qmgr")
 
 RESOLVER_FAILURE_TRANSPORT = "retry"
+RESOLVE_CACHE_SIZE = 1000
+RESOLVE_CACHE_LIFETIME = 5.0
 
 
-@dataclass(frozen=True, slots=True)
 class Resolver:
-    routes: RewriteResolver
+    def __init__(
+        self, routes: RewriteResolver, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.routes = routes
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[float, tuple[str, str]]] = OrderedDict()
+        """address -> (when the answer expires, (transport, nexthop)), oldest first."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Resolver:
@@ -46,11 +58,20 @@ class Resolver:
 
     def resolve(self, address: str) -> tuple[str, str]:
         """(transport, nexthop) for a recipient address."""
+        now = self._clock()
+        cached = self._cache.get(address)
+        if cached is not None and cached[0] > now:
+            return cached[1]
         route = self.routes.route(address)
         if isinstance(route, TemporaryFailure):
             log.warning("warning: %s", route.reason)
             return RESOLVER_FAILURE_TRANSPORT, "address resolver failure"
-        return route.transport, route.nexthop
+        answer = (route.transport, route.nexthop)
+        self._cache[address] = (now + RESOLVE_CACHE_LIFETIME, answer)
+        self._cache.move_to_end(address)
+        if len(self._cache) > RESOLVE_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return answer
 
     def router(self, message: QueuedMessage) -> Callable[[str], tuple[str, str]]:
         """resolve() for message's recipients, or its content filter's route when it has one."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mta.config.maincf import settings_from_text
 from mta.maps import close_tables
-from mta.qmgr.resolve import Resolver
+from mta.qmgr.resolve import RESOLVE_CACHE_LIFETIME, RESOLVE_CACHE_SIZE, Resolver
 
 
 def resolver(main_cf: str) -> Resolver:
@@ -36,3 +36,30 @@ def test_address_classes_and_transport_maps_choose_transport_and_nexthop() -> No
 def test_a_table_that_cannot_answer_sends_the_recipient_to_retry(tmp_path: Path) -> None:
     routes = resolver(f"transport_maps = texthash:{tmp_path / 'transport'}\n")
     assert routes.resolve("u@other.example") == ("retry", "address resolver failure")
+
+
+def test_answers_are_kept_for_a_few_seconds_and_at_most_so_many(tmp_path: Path) -> None:
+    table = tmp_path / "transport"
+    table.write_text("a.example smtp:[first.example]\n")
+    now = [0.0]
+    routes = Resolver(resolver(f"transport_maps = texthash:{table}\n").routes, clock=lambda: now[0])
+    assert routes.resolve("u@a.example") == ("smtp", "[first.example]")
+    table.write_text("a.example smtp:[second.example]\n")
+    close_tables()  # the table itself now answers anew
+    assert routes.resolve("u@a.example") == ("smtp", "[first.example]")
+    now[0] += RESOLVE_CACHE_LIFETIME
+    assert routes.resolve("u@a.example") == ("smtp", "[second.example]")
+    for number in range(RESOLVE_CACHE_SIZE + 10):
+        routes.resolve(f"u{number}@b.example")
+    assert len(routes._cache) == RESOLVE_CACHE_SIZE
+    close_tables()
+
+
+def test_a_temporary_failure_is_not_kept(tmp_path: Path) -> None:
+    table = tmp_path / "transport"
+    routes = resolver(f"transport_maps = texthash:{table}\n")
+    assert routes.resolve("u@a.example") == ("retry", "address resolver failure")
+    table.write_text("a.example smtp:[gw.example]\n")
+    close_tables()
+    assert routes.resolve("u@a.example") == ("smtp", "[gw.example]")
+    close_tables()
