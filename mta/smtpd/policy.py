@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mta.config.maincf import ConfigError, Settings
+from mta.config.values import parse_list
 from mta.maps import TableUnavailable
 from mta.rewrite import DomainList, Resolver, TemporaryFailure, UserUnknown
 
@@ -42,7 +42,6 @@ log = logging.getLogger("mta.smtpd")
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-_LIST_SEPARATOR = re.compile(r"[\s,]+")
 SENDER_ROUTING_CHARACTERS = frozenset("@%!")
 
 
@@ -60,9 +59,7 @@ class Rejection:
 
 def parse_networks(settings: Settings, name: str) -> tuple[IPNetwork, ...]:
     networks: list[IPNetwork] = []
-    for entry in _LIST_SEPARATOR.split(settings.get(name)):
-        if not entry:
-            continue
+    for entry in parse_list(settings.get(name)):
         address, slash, prefix = entry.partition("/")
         if address.startswith("[") and address.endswith("]"):
             address = address[1:-1]
