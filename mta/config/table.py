@@ -955,7 +955,7 @@ TABLE: tuple[Parameter, ...] = (
         "default_process_limit",
         INTEGER,
         "100",
-        "Processes per service when master.cf's maxproc is -.",
+        "Processes per service when master.cf's maxproc is -; a transport's deliveries at once.",
         minimum=1,
     ),
     Parameter(

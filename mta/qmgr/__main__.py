@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from mta.config.maincf import ConfigError, load_settings
+from mta.config.mastercf import load_services
 from mta.qmgr.manager import Qmgr
 from mta.qmgr.settings import QmgrSettings
 from mta.queue import MailQueue, QueueError, QueueSettings
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         os.close(descriptor)
     try:
         settings = load_settings(args.config_dir)
-        qmgr_settings = QmgrSettings.from_settings(settings)
+        qmgr_settings = QmgrSettings.from_settings(settings, load_services(args.config_dir))
         # qmgr's commits may be undone by a crash at no cost (QueueSettings.metasync): one
         # fdatasync per commit instead of two, and smtpd's durable commits wait less for
         # LMDB's writer lock.

@@ -26,7 +26,11 @@ Parameters (defaults in mta.config.maincf.BUILTIN_DEFAULTS, as Postfix's where i
   default_destination_recipient_limit (50), <transport>_destination_recipient_limit
                                               recipients per delivery request (at most 1000;
                                               1: the destination is the recipient)
-  default_process_limit (100)                 requests in flight per transport
+  default_process_limit (100)                 requests in flight per transport, unless the
+                                              transport's master.cf service sets maxproc
+                                              (as Postfix's qmgr takes its transport
+                                              concurrency from the service's process limit;
+                                              0: no limit)
   default_destination_concurrency_failed_cohort_limit (1),
   <transport>_destination_concurrency_failed_cohort_limit
                                               failed pseudo-cohorts that make a destination
@@ -39,10 +43,13 @@ Parameters (defaults in mta.config.maincf.BUILTIN_DEFAULTS, as Postfix's where i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mta.config.maincf import ConfigError, Settings
+from mta.config.mastercf import Service
 from mta.config.table import PER_TRANSPORT_DEFAULTS
 from mta.config.values import duration, number
 from mta.proto.delivery import MAX_REQUEST_RECIPIENTS
@@ -71,9 +78,11 @@ class QmgrSettings:
     agent_crash_retry: float
     resolver: Resolver
     source: Settings
+    process_limits: Mapping[str, int] = field(default_factory=dict)
+    """maxproc of each master.cf unix service that sets one, by service (transport) name."""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> QmgrSettings:
+    def from_settings(cls, settings: Settings, services: Iterable[Service] = ()) -> QmgrSettings:
         myhostname = settings.get("myhostname").strip()
         if not myhostname or not myhostname.isascii() or any(c in myhostname for c in " \t/"):
             raise ConfigError(f"myhostname = {myhostname!r}: expected a host name")
@@ -99,6 +108,11 @@ class QmgrSettings:
             agent_crash_retry=duration(settings, "delivery_agent_crash_retry_time"),
             resolver=Resolver.from_settings(settings),
             source=settings,
+            process_limits={
+                service.name: service.maxproc
+                for service in services
+                if service.type == "unix" and service.maxproc is not None
+            },
         )
 
     def _per_transport(self, transport: str, suffix: str) -> str:
@@ -108,6 +122,12 @@ class QmgrSettings:
         if self.source.get(name).strip():
             return name
         return PER_TRANSPORT_DEFAULTS[suffix]
+
+    def _transport_limit(self, transport: str) -> int:
+        limit = self.process_limits.get(transport)
+        if limit is None:
+            return number(self.source, "default_process_limit", minimum=1)
+        return limit or sys.maxsize
 
     def policy(self, transport: str) -> TransportPolicy:
         """The scheduler's limits for one transport; ConfigError names a bad parameter."""
@@ -121,7 +141,7 @@ class QmgrSettings:
         return TransportPolicy(
             destination_limit=count("destination_concurrency_limit", 1),
             initial_concurrency=count("initial_destination_concurrency", 1),
-            transport_limit=number(self.source, "default_process_limit", minimum=1),
+            transport_limit=self._transport_limit(transport),
             failed_cohort_limit=count("destination_concurrency_failed_cohort_limit", 0),
             dead_time=self.minimal_backoff,
             destination_rate_delay=delay("destination_rate_delay"),
