@@ -331,7 +331,13 @@ class SmtpAgent:
         def check(ssl_object: ssl.SSLObject) -> str | None:
             return dane.dane_verify(dane.peer_chain(ssl_object), records, names)
 
-        return TlsPlan(may.context, True, check=check, loglevel=contexts.loglevel)
+        return TlsPlan(
+            may.context,
+            True,
+            check=check,
+            loglevel=contexts.loglevel,
+            server_name=tlsa.base_domain,
+        )
 
     def _envelope(self, message: QueuedMessage, recipients: Sequence[RequestRecipient]) -> Envelope:
         return Envelope(

@@ -180,6 +180,9 @@ class TlsPlan:
     names: tuple[str, ...] = ()
     check: Callable[[ssl.SSLObject], str | None] | None = None
     loglevel: int = 1
+    server_name: str = ""
+    """The SNI name when not the host's own: DANE sends the TLSA base domain (RFC 7672 8.1),
+    which differs from the host when its address came through a validated CNAME."""
 
 
 NO_TLS = TlsPlan()
@@ -430,7 +433,7 @@ class Session:
         transport = self.channel.transport
         assert transport is not None
         loop = asyncio.get_running_loop()
-        host = self.endpoint.host
+        host = plan.server_name or self.endpoint.host
         server_hostname = None if self.endpoint.unix or _is_address(host) else host
         try:
             tls_transport = await loop.start_tls(

@@ -82,6 +82,25 @@ def test_dane_ta_match_is_verified(
     assert outcome[0] is Outcome.SENT and server.messages[0].tls
 
 
+def test_sni_names_the_tlsa_base_domain_behind_a_validated_cname(
+    tmp_path: Path, world: DnssecWorld
+) -> None:
+    """RFC 7672 8.1: the client sends the TLSA base domain, here the CNAME's target."""
+    directory = tmp_path / "receiver"
+    directory.mkdir()
+    certificate, key = world.pki.receiver.write(
+        directory, "receiver", chain=[world.pki.intermediate]
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda _ssl_object, name, _context: names.append(name)
+    with ScriptedServer(Script(starttls=context)) as server:
+        outcome = deliver(tmp_path, world, f"[mx-alias.signed.test]:{server.port}")
+    assert outcome[0] is Outcome.SENT and server.messages[0].tls
+    assert names == ["mx-dane.signed.test"]
+
+
 def test_a_certificate_the_tlsa_records_do_not_name_is_refused(
     tmp_path: Path, world: DnssecWorld, receiver: ssl.SSLContext
 ) -> None:

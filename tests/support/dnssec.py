@@ -18,6 +18,7 @@ signed.test (signed at test time; its key is unbound's trust anchor):
   unusable   A; _25._tcp TLSA 1 1 1 + 0 0 1  records, none usable
   mixed      MX 10 mx.unsigned.test.       secure MX, insecure host
   dane       MX 10 mx-dane; *._tcp.mx-dane TLSA 3 1 1 (receiver leaf)   end-to-end: verified
+  mx-alias   CNAME mx-dane                 end-to-end: SNI is the TLSA base domain, mx-dane
   bad        MX 10 mx-bad;  *._tcp.mx-bad  TLSA 3 1 1 (another key)     end-to-end: 4.7.5
   ta         MX 10 mx-ta;   *._tcp.mx-ta   TLSA 2 1 1 (intermediate)   end-to-end: DANE-TA
 unsigned.test (no trust anchor: insecure):
@@ -107,6 +108,7 @@ def zones(pki: Pki) -> list[Zone]:
         "dane MX 10 mx-dane",
         "mx-dane A 127.0.0.1",
         f"*._tcp.mx-dane TLSA {pki.receiver.tlsa(3, 1, 1)}",
+        "mx-alias CNAME mx-dane",
         "bad MX 10 mx-bad",
         "mx-bad A 127.0.0.1",
         f"*._tcp.mx-bad TLSA 3 1 1 {WRONG_HASH}",
