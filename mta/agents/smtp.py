@@ -102,6 +102,8 @@ class _Attempt:
     deferred: dict[int, RecipientOutcome] = field(default_factory=dict)
     sessions: int = 0
     last_error: SessionError | None = None
+    last_relay: str = "none"
+    """host[address]:port of the session last_error came from; none before any connection."""
 
 
 def _notify(value: int) -> tuple[str, ...]:
@@ -213,11 +215,11 @@ class SmtpAgent:
         for recipient in attempt.pending:
             attempt.outcomes[recipient.index] = attempt.deferred.get(
                 recipient.index
-            ) or self._failure_outcome(recipient, attempt.last_error)
+            ) or self._failure_outcome(recipient, attempt.last_error, attempt.last_relay)
         return [attempt.outcomes[r.index] for r in request.recipients]
 
     def _failure_outcome(
-        self, recipient: RequestRecipient, error: SessionError | None
+        self, recipient: RequestRecipient, error: SessionError | None, relay: str
     ) -> RecipientOutcome:
         if error is None:
             return RecipientOutcome(
@@ -229,10 +231,10 @@ class SmtpAgent:
                 site_failure=True,
             )
         if error.permanent:
-            return RecipientOutcome(recipient.index, Outcome.BOUNCED, error.dsn, "none", error.text)
+            return RecipientOutcome(recipient.index, Outcome.BOUNCED, error.dsn, relay, error.text)
         # No session took this recipient: the destination failed, not the recipient.
         return RecipientOutcome(
-            recipient.index, Outcome.DEFERRED, error.dsn, "none", error.text, site_failure=True
+            recipient.index, Outcome.DEFERRED, error.dsn, relay, error.text, site_failure=True
         )
 
     async def _try_hosts(
@@ -240,10 +242,11 @@ class SmtpAgent:
     ) -> None:
         route = await asyncio.to_thread(self.route, attempt.request.nexthop)
         if isinstance(route, TlsPolicyError):
-            attempt.last_error = SessionError("4.7.5", route.text)
+            attempt.last_error, attempt.last_relay = SessionError("4.7.5", route.text), "none"
             return
         if isinstance(route, DnsFailure):
             attempt.last_error = SessionError(route.status, route.text)
+            attempt.last_relay = "none"
             return
         for destination in route.destinations:
             for address in destination.addresses:
@@ -276,6 +279,7 @@ class SmtpAgent:
             if error.connected:
                 attempt.sessions += 1
             attempt.last_error = error
+            attempt.last_relay = endpoint.relay if error.connected else "none"
             if error.permanent and not error.try_next:
                 for recipient in attempt.pending:
                     attempt.outcomes[recipient.index] = RecipientOutcome(
@@ -374,6 +378,7 @@ class SmtpAgent:
             results = await session.deliver(envelope, content)
         except SessionError as error:
             attempt.last_error = error
+            attempt.last_relay = relay
             session.abort()
             if reused and error.try_next:
                 attempt.last_error = None  # a cached session that broke: a new one is tried

@@ -172,6 +172,9 @@ def test_at_most_smtp_mx_session_limit_sessions(tmp_path: Path, dns: Dnsmasq) ->
         "host mx2.three.test[127.0.0.42] refused to talk to me: 421 4.3.2 busy 2"
     )
     assert outcomes[0].dsn == "4.3.2"
+    # As Postfix logs it: the host that said so, since a session was made with it.
+    assert outcomes[0].relay.startswith("mx2.three.test[127.0.0.42]:")
+    assert outcomes[0].site_failure
     assert [len(server.sessions) for server in servers] == [0, 0, 0]  # no command was sent
     assert [server.greeted for server in servers] == [1, 1, 0]
 
