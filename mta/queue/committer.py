@@ -13,16 +13,6 @@ is pending when it is free and hands a whole batch's outcomes back to the loop w
 call_soon_threadsafe: one loop wake-up per commit, not one executor future per message.
 Several processes may commit to one environment at once; LMDB serialises their writers.
 
-Durability without holding the writer lock for two fsyncs: LMDB's commit with metasync
-fsyncs the data pages, writes the meta page and fsyncs again, all under the one writer lock
-that smtpd's commits and qmgr's share. smtpd opens the queue with metasync off (LMDB then
-keeps the order, data durable before the meta page is written, but leaves the last meta page
-unsynced) and the committer vouches for it: a batch is acknowledged only after a later
-fdatasync, which is the data fsync of the next batch's commit when one is already waiting
-(so under load each commit costs one fsync under the lock, and the next batch starts a
-whole fsync sooner), or an explicit MailQueue.sync() when none is. With a queue whose commits
-are durable on return (metasync on) every batch is acknowledged at once, as before.
-
 A lone producer (smtpd passes `inline=True` when its session is the worker's only one) gets
 its commit in the calling thread when no other commit is waiting or in flight: with nobody to
 share the fsync with, the hand-off to the commit thread and back (~150 µs of wake-ups and
@@ -41,7 +31,6 @@ from collections.abc import Sequence
 
 from mta.queue.errors import QueueError, QueueFullError
 from mta.queue.message import Message
-from mta.queue.schema import SyncMode
 from mta.queue.store import MailQueue, PreparedMessage
 from mta.util.batchthread import BatchThread
 
@@ -52,8 +41,6 @@ CommitOutcome = str | QueueError
 """A queue id, or the error that kept that message out of the queue."""
 
 Submission = tuple[PreparedMessage, "asyncio.Future[str]"]
-Settled = list[tuple[Submission, CommitOutcome]]
-"""Submissions whose outcome may be handed out: durable, or failed."""
 
 
 class Committer:
@@ -70,13 +57,9 @@ class Committer:
             raise ValueError("max_batch and max_waiting must be at least 1")
         self._queue = queue
         self._max_waiting = max_waiting
-        self._thread = BatchThread[Submission, Settled](
+        self._thread = BatchThread[Submission, list[CommitOutcome]](
             "mta-commit", self._run_batch, self._resolve, max_batch=max_batch
         )
-        self._vouch = not queue.commits_are_durable and queue.settings.sync is SyncMode.FULL
-        """Commits need a later fsync before they are acknowledged (metasync off)."""
-        self._unsynced: Settled = []
-        """Committed, waiting for the next fsync (touched by the commit thread only)."""
         self._unresolved = 0
         """Submissions whose future is not yet resolved (touched by the loop thread only)."""
         self._closed = False
@@ -100,8 +83,6 @@ class Committer:
         prepared = self._queue.prepare(message)
         if inline and self._unresolved == 0:
             (outcome,) = self._commit_safely([prepared])
-            if self._vouch and not isinstance(outcome, QueueError):
-                outcome = self._sync_or_fail([outcome])[0]
             if isinstance(outcome, QueueError):
                 raise outcome
             return outcome
@@ -115,34 +96,9 @@ class Committer:
         self._closed = True
         await self._thread.close()
 
-    def _run_batch(self, batch: list[Submission]) -> Settled:
-        """In the commit thread: commit one batch; return what may now be acknowledged."""
-        commits_before = self.commits
-        outcomes = self._commit_safely([prepared for prepared, _ in batch])
-        settled = list(zip(batch, outcomes, strict=True))
-        if not self._vouch:
-            return settled
-        ready: Settled = []
-        if self.commits > commits_before:
-            # This commit's data fsync also wrote out the earlier commits' meta pages.
-            ready, self._unsynced = self._unsynced, []
-        self._unsynced += settled
-        if self._thread.has_waiting():
-            return ready  # the next batch's commit will vouch for these
-        unsynced, self._unsynced = self._unsynced, []
-        synced = self._sync_or_fail([outcome for _, outcome in unsynced])
-        return ready + [
-            (submission, outcome) for (submission, _), outcome in zip(unsynced, synced, strict=True)
-        ]
-
-    def _sync_or_fail(self, outcomes: list[CommitOutcome]) -> list[CommitOutcome]:
-        """outcomes once an fsync made them durable; if it failed, the committed ones fail
-        too (4xx: the client sends again, the message may then be queued twice)."""
-        try:
-            self._queue.sync()
-        except QueueError as error:
-            return [outcome if isinstance(outcome, QueueError) else error for outcome in outcomes]
-        return outcomes
+    def _run_batch(self, batch: list[Submission]) -> list[CommitOutcome]:
+        """In the commit thread: commit one batch."""
+        return self._commit_safely([prepared for prepared, _ in batch])
 
     def _commit_safely(self, batch: Sequence[PreparedMessage]) -> list[CommitOutcome]:
         """Commit one batch; a failure, even a bug, fails this batch only."""
@@ -152,10 +108,10 @@ class Committer:
             failure = error if isinstance(error, QueueError) else QueueError(str(error))
             return [failure] * len(batch)
 
-    def _resolve(self, _batch: list[Submission], settled: Settled) -> None:
-        """In the loop: hand each producer whose commit is settled its queue id or error."""
-        self._unresolved -= len(settled)
-        for (_, future), outcome in settled:
+    def _resolve(self, batch: list[Submission], outcomes: list[CommitOutcome]) -> None:
+        """In the loop: hand each producer of one batch its queue id or error."""
+        self._unresolved -= len(batch)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():  # the producer was cancelled
                 continue
             if isinstance(outcome, QueueError):

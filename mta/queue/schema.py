@@ -92,9 +92,7 @@ def open_environment(
 
     metasync=False (LMDB's MDB_NOMETASYNC, a per-process flag) still fsyncs each commit's
     data pages but not its meta page: the database stays intact, and a system crash may undo
-    this process's last commit. Only writers whose last commit may be undone use it (qmgr),
-    or that make it durable themselves before relying on it (smtpd's Committer: a later
-    commit's data fsync, or MailQueue.sync()).
+    this process's last commit. Only writers whose last commit may be undone use it (qmgr).
 
     Raises lmdb.Error (for example ReadonlyError on EACCES) and SchemaError; the caller turns
     them into its own errors.

@@ -106,13 +106,12 @@ class QueueSettings:
     max_readers: int = DEFAULT_MAX_READERS
     limits: MessageLimits = field(default_factory=MessageLimits)
     metasync: bool = True
-    """Fsync LMDB's meta page on every commit (with sync full). qmgr turns it off: a crash
-    may then undo its last commit, which only puts taken mail back in incoming
+    """Fsync LMDB's meta page on every commit (with sync full). qmgr alone turns it off: a
+    crash may then undo its last commit, which only puts taken mail back in incoming
     (recover_active does so anyway) or forgets results whose status lines are already logged
     (the mail is delivered again: at least once, as Postfix's qmgr, which does not fsync
-    after delivery either). Data pages are still fsynced, so the database cannot be corrupted.
-    smtpd turns it off too, but its commits stand behind a 250: its Committer acknowledges
-    one only after a later fsync has made the meta page durable (mta.queue.committer)."""
+    after delivery either). Data pages are still fsynced, so the database cannot be corrupted,
+    and smtpd, whose commits stand behind a 250, keeps the full sync."""
 
     @classmethod
     def from_parameters(cls, directory: Path, get: Callable[[str], str]) -> QueueSettings:
@@ -241,22 +240,6 @@ class MailQueue:
         grown = min(current * 2, self.settings.max_size)
         self._env.set_mapsize(grown)
         log.info("queue map grown from %d to %d bytes", current, grown)
-
-    def sync(self) -> None:
-        """Make every commit so far durable, meta page included (one fdatasync); nothing to
-        do with queue_sync = unsafe. For writers that open with metasync off and vouch for
-        their commits themselves (smtpd's Committer)."""
-        if self.settings.sync is not SyncMode.FULL:
-            return
-        try:
-            self._env.sync(True)
-        except lmdb.Error as error:
-            raise QueueError(f"cannot sync the queue: {error}") from error
-
-    @property
-    def commits_are_durable(self) -> bool:
-        """Whether a commit is durable when it returns (queue_sync = full with metasync)."""
-        return self.settings.sync is SyncMode.FULL and self.settings.metasync
 
     def clear_stale_readers(self) -> int:
         """Free the reader slots of processes that died with a read transaction open."""

@@ -80,14 +80,12 @@ def listening_sockets(address: tuple[str, int], count: int) -> list[socket.socke
 
 
 def queue_settings(settings: Settings) -> QueueSettings:
-    """The queue's settings, with room in the content limit for our Received header, and
-    metasync off: the Committer acknowledges a commit only after a later fsync
-    (mta.queue.committer), so the writer lock is held for one fsync per commit, not two."""
+    """The queue's settings, with room in the content limit for our Received header."""
     base = QueueSettings.from_parameters(settings.queue_directory, settings.get)
     limits = replace(
         base.limits, max_content_bytes=base.limits.max_content_bytes + RECEIVED_HEADER_LIMIT
     )
-    return replace(base, limits=limits, metasync=False)
+    return replace(base, limits=limits)
 
 
 @dataclass(frozen=True)

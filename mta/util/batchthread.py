@@ -59,13 +59,6 @@ class BatchThread(Generic[I, R]):
             self._pending.append(item)
             self._condition.notify()
 
-    def has_waiting(self) -> bool:
-        """From the thread, inside process(): whether more items wait for the next batch.
-        Only the loop adds items and only the thread takes them, so a True stays true until
-        the thread's next batch."""
-        with self._condition:
-            return bool(self._pending)
-
     async def close(self) -> None:
         """Finish the batches already asked for, deliver their outcomes, stop the thread."""
         with self._condition:
