@@ -333,7 +333,9 @@ class SmtpAgent:
         names = tlsa.names or (endpoint.host,)
 
         def check(ssl_object: ssl.SSLObject) -> str | None:
-            return dane.dane_verify(dane.peer_chain(ssl_object), records, names)
+            return dane.dane_verify(
+                dane.peer_chain(ssl_object), records, names, depth_limit=contexts.verify_depth
+            )
 
         return TlsPlan(
             may.context,

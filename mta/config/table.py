@@ -299,6 +299,14 @@ CLIENT_PARAMETERS: tuple[Parameter, ...] = (
         "1: log each TLS connection with its protocol and cipher; 0: do not (Postfix: 0).",
         maximum=4,
     ),
+    *_client_twins(
+        "tls_scert_verifydepth",
+        INTEGER,
+        "9",
+        "Certificates above the server's own that a DANE-TA chain check looks at.",
+        minimum=1,
+        maximum=100,
+    ),
 )
 
 TABLE: tuple[Parameter, ...] = (

@@ -39,7 +39,8 @@ session (mta.smtp.session), never read as replies.
 
 Parameters (smtp_ for smtp and relay, lmtp_ for lmtp): *_tls_security_level,
 *_tls_policy_maps, *_tls_CAfile, *_tls_CApath, *_tls_verify_cert_match,
-*_tls_secure_cert_match, *_tls_loglevel.
+*_tls_secure_cert_match, *_tls_loglevel, *_tls_scert_verifydepth (the agent hands it
+to the DANE-TA chain check).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from typing import Any
 
 from mta.config.errors import ConfigError
 from mta.config.maincf import Settings
-from mta.config.values import parse_list
+from mta.config.values import number, parse_list
 from mta.maps import TableUnavailable
 from mta.rewrite.tables import MapList
 
@@ -216,6 +217,8 @@ class TlsContexts:
     verify_match: tuple[str, ...] = ("hostname",)
     secure_match: tuple[str, ...] = ("nexthop", "dot-nexthop")
     loglevel: int = 1
+    verify_depth: int = 9
+    """*_tls_scert_verifydepth: the DANE-TA chain check looks this far above the leaf."""
     _made: dict[tuple[bool, Any, Any], ssl.SSLContext] = field(default_factory=dict)
 
     @classmethod
@@ -239,6 +242,7 @@ class TlsContexts:
             patterns(f"{prefix}_tls_verify_cert_match"),
             patterns(f"{prefix}_tls_secure_cert_match"),
             loglevel,
+            number(settings, f"{prefix}_tls_scert_verifydepth", minimum=1),
         )
         if contexts.cafile or contexts.capath:
             try:

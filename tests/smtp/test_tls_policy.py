@@ -6,8 +6,10 @@ import ssl
 
 import pytest
 
+from mta.config.maincf import settings_from_text
 from mta.smtp.tls import (
     Level,
+    TlsContexts,
     TlsPolicy,
     certificate_names,
     expand_patterns,
@@ -99,3 +101,12 @@ def test_common_name_counts_only_without_dns_names() -> None:
     only_cn = {"subject": ((("countryName", "XX"),), (("commonName", "MX.Example.com."),))}
     assert certificate_names(only_cn) == ["mx.example.com"]
     assert verified_name(only_cn, ["mx.example.com"]) == "mx.example.com"
+
+
+def test_the_dane_ta_verify_depth_is_read_per_client() -> None:
+    settings = settings_from_text(
+        "smtp_tls_scert_verifydepth = 3\nlmtp_tls_scert_verifydepth = 5\n", "main.cf"
+    )
+    assert TlsContexts.from_settings(settings, "smtp").verify_depth == 3
+    assert TlsContexts.from_settings(settings, "lmtp").verify_depth == 5
+    assert TlsContexts.from_settings(settings_from_text("", "m"), "smtp").verify_depth == 9
