@@ -1,0 +1,555 @@
+"""The smtp and lmtp agents against a hostile or broken server: a raw asyncio TCP server on
+127.0.0.1 plays back bytes an attacker chose (overlong and endless replies, bad codes, NUL and
+bare CR/LF, closes mid-reply, silence, desynchronised replies, garbage instead of a TLS
+handshake), and every delivery must end with an outcome for each recipient: deferred (4.x.x)
+or bounced (5.x.x) with a reason naming the server, sent only where the server did accept the
+mail, never an exception out of deliver, never a wait beyond the configured time limits, and
+the message still in the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import pytest
+
+from mta.proto.delivery import DeliveryRequest, Outcome, RecipientOutcome
+from mta.smtp.settings import Protocol
+
+from .conftest import Pki
+from .helpers import AgentHarness
+
+TIMEOUT = 1  # seconds, every *_timeout of the agents below
+FAST_MAIN_CF = (
+    "".join(
+        f"{prefix}_{name} = {TIMEOUT}s\n"
+        for prefix in ("smtp", "lmtp")
+        for name in (
+            "connect_timeout",
+            "mail_timeout",
+            "rcpt_timeout",
+            "data_init_timeout",
+            "data_xfer_timeout",
+            "data_done_timeout",
+            "starttls_timeout",
+            "rset_timeout",
+        )
+    )
+    + f"smtp_helo_timeout = {TIMEOUT}s\nlmtp_lhlo_timeout = {TIMEOUT}s\n"
+)
+HANG_LIMIT = 4 * TIMEOUT + 2  # one step timing out, twice (a plain-text retry), and slack
+PEER_WAIT = 5.0  # how long the hostile server waits for the client's next line
+GREETING = b"220 hostile.test ESMTP\r\n"
+
+
+# -- the hostile server ----------------------------------------------------------------------
+
+
+@dataclass
+class Peer:
+    """One connection as the hostile server sees it."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    number: int
+    """1 for the first connection to this server, 2 for the next, ..."""
+    received: list[bytes] = field(default_factory=list)
+
+    async def line(self) -> bytes:
+        """The client's next line (b"" when it closed)."""
+        line = await asyncio.wait_for(self.reader.readline(), PEER_WAIT)
+        self.received.append(line)
+        return line
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def answer(self, reply: bytes) -> bytes:
+        """Read one command, send the reply; the command."""
+        line = await self.line()
+        await self.send(reply)
+        return line
+
+    async def content(self) -> list[bytes]:
+        """Lines up to the end-of-data dot, which is not included."""
+        lines = []
+        while (line := await self.line()) not in (b".\r\n", b""):
+            lines.append(line)
+        return lines
+
+    async def flood(self, data: bytes) -> None:
+        """Send data again and again until the client goes away."""
+        while not self.writer.is_closing():
+            await self.send(data)
+            await asyncio.sleep(0)  # the client runs in this loop too
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+Handler = Callable[[Peer], Awaitable[None]]
+
+
+class HostileServer:
+    """A TCP server on 127.0.0.1 that runs `handler` for each connection, in the test's loop."""
+
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.tls = tls
+        self.peers: list[Peer] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def __aenter__(self) -> HostileServer:
+        self._server = await asyncio.start_server(self._connected, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for peer in self.peers:
+            peer.writer.transport.abort()
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = Peer(reader, writer, len(self.peers) + 1)
+        self.peers.append(peer)
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self.handler(peer)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # the client gave up on us: that is what these tests provoke
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    def commands(self, number: int = 1) -> list[bytes]:
+        """The lines connection `number` received."""
+        return self.peers[number - 1].received
+
+
+# -- pieces of a conversation ------------------------------------------------------------------
+
+
+def ehlo_reply(*keywords: bytes) -> bytes:
+    lines = [b"hostile.test", *keywords]
+    return b"".join(
+        b"250" + (b" " if i == len(lines) - 1 else b"-") + line + b"\r\n"
+        for i, line in enumerate(lines)
+    )
+
+
+async def greet_and_hello(peer: Peer, *keywords: bytes) -> None:
+    await peer.send(GREETING)
+    await peer.answer(ehlo_reply(*keywords))
+
+
+async def envelope_ok(peer: Peer, recipients: int = 1) -> None:
+    """MAIL and each RCPT answered 250, one at a time (no PIPELINING offered)."""
+    await peer.answer(b"250 2.1.0 Ok\r\n")
+    for _ in range(recipients):
+        await peer.answer(b"250 2.1.5 Ok\r\n")
+
+
+async def data_ok(peer: Peer) -> None:
+    await peer.answer(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+    await peer.content()
+
+
+# -- running a delivery ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[AgentHarness]:
+    made = AgentHarness(tmp_path / "smtp", FAST_MAIN_CF)
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=[Protocol.SMTP, Protocol.LMTP], ids=["smtp", "lmtp"])
+def agent(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[AgentHarness]:
+    made = AgentHarness(tmp_path, FAST_MAIN_CF, request.param)
+    yield made
+    made.close()
+
+
+@dataclass
+class Delivered:
+    outcomes: list[list[RecipientOutcome]]
+    server: HostileServer
+    seconds: float
+
+    @property
+    def only(self) -> list[RecipientOutcome]:
+        (outcomes,) = self.outcomes
+        return outcomes
+
+
+def deliver(
+    harness: AgentHarness,
+    handler: Handler,
+    *recipients: str,
+    messages: int = 1,
+    tls: ssl.SSLContext | None = None,
+) -> Delivered:
+    """Deliver `messages` messages to the hostile server one after the other in one event
+    loop (a session may be reused); check what must hold whatever the server did."""
+
+    async def main() -> Delivered:
+        async with HostileServer(handler, tls) as server:
+            requests = [
+                harness.request(f"[127.0.0.1]:{server.port}", *recipients) for _ in range(messages)
+            ]
+            results = []
+            started = time.monotonic()
+            try:
+                for request in requests:
+                    outcomes = await asyncio.wait_for(harness.deliver(request), HANG_LIMIT)
+                    check(harness, request, outcomes)
+                    results.append(outcomes)
+            finally:
+                harness.agent.cache.close()
+                await asyncio.sleep(0.05)  # let QUIT reach the server
+            return Delivered(results, server, time.monotonic() - started)
+
+    return asyncio.run(main())
+
+
+def check(
+    harness: AgentHarness, request: DeliveryRequest, outcomes: list[RecipientOutcome]
+) -> None:
+    """One outcome per recipient, its status class matching the outcome, a reason, and the
+    message still in the queue (the agent never removes mail: qmgr does, from outcomes)."""
+    assert [o.index for o in outcomes] == [r.index for r in request.recipients]
+    expected_class = {Outcome.SENT: "2", Outcome.DEFERRED: "4", Outcome.BOUNCED: "5"}
+    for outcome in outcomes:
+        assert outcome.dsn[:1] == expected_class[outcome.outcome], outcome
+        assert outcome.text and outcome.text.isprintable(), outcome
+    assert harness.queue.get(request.queue_id).sender == "a@sender.test"
+
+
+def deferred(outcomes: list[RecipientOutcome], dsn: str, *phrases: str) -> None:
+    for outcome in outcomes:
+        assert (outcome.outcome, outcome.dsn) == (Outcome.DEFERRED, dsn), outcome
+        for phrase in phrases:
+            assert phrase in outcome.text, outcome
+
+
+def bounced(outcomes: list[RecipientOutcome], dsn: str, *phrases: str) -> None:
+    for outcome in outcomes:
+        assert (outcome.outcome, outcome.dsn) == (Outcome.BOUNCED, dsn), outcome
+        for phrase in phrases:
+            assert phrase in outcome.text, outcome
+
+
+# -- oversized replies -------------------------------------------------------------------------
+
+
+def test_a_reply_line_longer_than_the_limit_defers(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.send(GREETING)
+        await peer.answer(b"250-" + b"x" * 5000 + b"\r\n250 ok\r\n")
+        await peer.line()
+
+    done = deliver(agent, handler)
+    deferred(
+        done.only,
+        "4.4.2",
+        "malformed reply from 127.0.0.1[127.0.0.1] while performing the EHLO handshake",
+        "reply line longer than 2048 octets",
+    )
+
+
+def test_an_overlong_line_without_end_defers(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer)
+        await peer.line()
+        await peer.flood(b"250 " + b"y" * 4096)  # MAIL answered by an endless line
+
+    deferred(deliver(agent, handler).only, "4.4.2", "while sending MAIL FROM", "longer than")
+
+
+def test_endless_continuation_lines_defer(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.send(GREETING)
+        await peer.line()
+        await peer.flood(b"250-x\r\n" * 64)
+
+    deferred(
+        deliver(agent, handler).only,
+        "4.4.2",
+        "while performing the EHLO handshake",
+        "reply longer than 100 lines",
+    )
+
+
+def test_ehlo_with_thousands_of_keywords_defers(agent: AgentHarness) -> None:
+    keywords = [b"X-KEYWORD-%d" % n for n in range(5000)]
+
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, *keywords)
+        await envelope_ok(peer)
+        await data_ok(peer)
+        await peer.send(b"250 2.0.0 queued\r\n")
+
+    done = deliver(agent, handler)
+    deferred(done.only, "4.4.2", "EHLO handshake", "reply longer than 100 lines")
+    assert not any(line.startswith(b"MAIL") for line in done.server.commands())
+
+
+# -- malformed replies -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"25 ok\r\n",
+        b"2500 ok\r\n",
+        b"abc ok\r\n",
+        b"199 too small\r\n",
+        b"600 too big\r\n",
+        b"099 zero\r\n",
+        b"250x no separator\r\n",
+        b"\r\n",
+        b" 250 leading space\r\n",
+        b"\x00\x00\x00\r\n",
+    ],
+    ids=[
+        "two-digits",
+        "four-digits",
+        "letters",
+        "1xx",
+        "6xx",
+        "0xx",
+        "bad-separator",
+        "empty",
+        "leading-space",
+        "nul",
+    ],
+)
+def test_a_reply_code_that_is_not_3_digits_2xx_to_5xx_defers(
+    agent: AgentHarness, reply: bytes
+) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer)
+        await peer.answer(reply)  # to MAIL FROM
+        await peer.line()
+
+    deferred(deliver(agent, handler).only, "4.4.2", "malformed reply", "while sending MAIL FROM")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"250-ok\r\n550 5.1.1 no\r\n", b"550-no\r\n250 ok\r\n", b"250-ok\r\n251 ok\r\n"],
+    ids=["250-then-550", "550-then-250", "250-then-251"],
+)
+def test_mixed_codes_in_one_reply_defer(agent: AgentHarness, reply: bytes) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer)
+        await peer.answer(b"250 2.1.0 Ok\r\n")
+        await peer.answer(reply)  # to RCPT TO
+        await peer.line()
+
+    deferred(
+        deliver(agent, handler).only,
+        "4.4.2",
+        "reply lines with different codes",
+        "while sending RCPT TO",
+    )
+
+
+def test_replies_ending_in_bare_lf_are_understood(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.send(b"220 hostile.test\n")
+        await peer.answer(b"250-hostile.test\n250 8BITMIME\n")
+        await peer.answer(b"250 2.1.0 Ok\n")
+        await peer.answer(b"550 5.1.1 <b@rcpt.test>: unknown user\n")
+        await peer.line()
+
+    bounced(deliver(agent, handler).only, "5.1.1", "unknown user")
+
+
+# -- the server goes away ----------------------------------------------------------------------
+
+
+def test_a_close_before_the_greeting_defers(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        peer.close()
+
+    deferred(deliver(agent, handler).only, "4.4.2", "while receiving the initial server greeting")
+
+
+def test_a_greeting_then_an_immediate_close_defers(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.send(GREETING)
+        peer.close()
+
+    deferred(
+        deliver(agent, handler).only,
+        "4.4.2",
+        "lost connection with 127.0.0.1[127.0.0.1] while performing the EHLO handshake",
+    )
+
+
+def test_a_close_in_the_middle_of_a_multi_line_reply_defers(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.send(GREETING)
+        await peer.answer(b"250-hostile.test\r\n250-PIPELINING\r\n250-SI")
+        peer.close()
+
+    deferred(deliver(agent, handler).only, "4.4.2", "lost connection", "EHLO handshake")
+
+
+def test_a_close_in_the_middle_of_a_multi_line_final_reply_defers(smtp: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer)
+        await envelope_ok(peer)
+        await data_ok(peer)
+        await peer.send(b"250-2.0.0 queued\r\n250-as")
+        peer.close()
+
+    deferred(
+        deliver(smtp, handler).only,
+        "4.4.2",
+        "lost connection",
+        "message may be sent more than once",
+    )
+
+
+# -- EHLO keywords -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size",
+    [b"SIZE abc", b"SIZE -5", b"SIZE 1e9", b"SIZE " + b"9" * 2000],
+    ids=["letters", "negative", "exponent", "huge"],
+)
+def test_a_size_limit_that_is_no_number_or_huge_limits_nothing(
+    smtp: AgentHarness, size: bytes
+) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, size)
+        await envelope_ok(peer)
+        await data_ok(peer)
+        await peer.send(b"250 2.0.0 Ok: queued as HOSTILE\r\n")
+        await peer.line()
+
+    done = deliver(smtp, handler)
+    (outcome,) = done.only
+    assert (outcome.outcome, outcome.dsn) == (Outcome.SENT, "2.0.0")
+    mail = done.server.commands()[1]
+    assert mail.startswith(b"MAIL FROM:<a@sender.test>") and mail.endswith(b"\r\n")
+
+
+def test_a_tiny_size_limit_bounces_before_mail(smtp: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, b"SIZE 10")
+        await peer.line()
+
+    done = deliver(smtp, handler)
+    bounced(done.only, "5.3.4", "exceeds size limit 10")
+    assert not any(line.startswith(b"MAIL") for line in done.server.commands())
+
+
+# -- silence -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one-by-one", "pipelined"])
+def test_a_354_that_never_comes_times_out(agent: AgentHarness, pipelining: bool) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, *([b"PIPELINING"] if pipelining else []))
+        await envelope_ok(peer)
+        await peer.line()  # DATA, never answered
+        await peer.line()
+
+    done = deliver(agent, handler)
+    deferred(
+        done.only,
+        "4.4.2",
+        "conversation with 127.0.0.1[127.0.0.1] timed out while sending DATA command",
+    )
+    assert TIMEOUT <= done.seconds < TIMEOUT + 1.5
+
+
+def test_a_silent_greeting_times_out(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.line()
+
+    done = deliver(agent, handler)
+    deferred(done.only, "4.4.2", "timed out while receiving the initial server greeting")
+    assert done.seconds < TIMEOUT + 1.5
+
+
+def test_a_reply_trickling_one_octet_at_a_time_still_times_out(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer)
+        await peer.line()
+        for octet in b"250-" + b"z" * 100:
+            await peer.send(bytes([octet]))
+            await asyncio.sleep(0.1)
+
+    done = deliver(agent, handler)
+    deferred(done.only, "4.4.2", "timed out while sending MAIL FROM")
+    assert done.seconds < TIMEOUT + 1.5
+
+
+# -- STARTTLS ----------------------------------------------------------------------------------
+
+
+def tls_main_cf(level: str) -> str:
+    return f"{FAST_MAIN_CF}smtp_tls_security_level = {level}\n"
+
+
+def test_a_tls_handshake_then_close_defers(tmp_path: Path, pki: Pki) -> None:
+    harness = AgentHarness(tmp_path, tls_main_cf("may"))
+    context = pki.server_context(["mx.hostile.test"])
+
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, b"STARTTLS")
+        await peer.answer(b"220 2.0.0 Ready to start TLS\r\n")
+        await peer.writer.start_tls(context)
+        peer.writer.transport.abort()
+
+    try:
+        done = deliver(harness, handler)
+    finally:
+        harness.close()
+    deferred(done.only, "4.4.2", "127.0.0.1[127.0.0.1]")
+
+
+def test_a_tls_handshake_then_garbage_defers(tmp_path: Path, pki: Pki) -> None:
+    harness = AgentHarness(tmp_path, tls_main_cf("may"))
+    context = pki.server_context(["mx.hostile.test"])
+
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, b"STARTTLS")
+        await peer.answer(b"220 2.0.0 Ready to start TLS\r\n")
+        await peer.writer.start_tls(context)
+        await peer.answer(b"\x00\xff garbage inside TLS\r\n")
+        await peer.line()
+
+    try:
+        done = deliver(harness, handler)
+    finally:
+        harness.close()
+    deferred(done.only, "4.4.2", "malformed reply", "EHLO handshake")
