@@ -543,7 +543,14 @@ class Session:
         self.transactions += 1
         ext = self.extensions
         limit = ext.get("SIZE", "")
-        if limit.isdigit() and 0 < int(limit) < envelope.size:
+        # ASCII digits only: str.isdigit() takes "²" (int() refuses it) and "٣" (a 3 to
+        # int()); past 20 digits the limit is beyond any message (and int() stops at 4300).
+        if (
+            limit.isascii()
+            and limit.isdigit()
+            and len(limit) <= 20
+            and 0 < int(limit) < envelope.size
+        ):
             return self._local_failure(
                 envelope,
                 "5.3.4",

@@ -441,8 +441,15 @@ def test_a_close_in_the_middle_of_a_multi_line_final_reply_defers(smtp: AgentHar
 
 @pytest.mark.parametrize(
     "size",
-    [b"SIZE abc", b"SIZE -5", b"SIZE 1e9", b"SIZE " + b"9" * 2000],
-    ids=["letters", "negative", "exponent", "huge"],
+    [
+        b"SIZE abc",
+        b"SIZE -5",
+        b"SIZE 1e9",
+        b"SIZE \xc2\xb2",
+        b"SIZE \xd9\xa3",
+        b"SIZE " + b"9" * 2000,
+    ],
+    ids=["letters", "negative", "exponent", "superscript-digit", "arabic-digit", "huge"],
 )
 def test_a_size_limit_that_is_no_number_or_huge_limits_nothing(
     smtp: AgentHarness, size: bytes
