@@ -156,11 +156,17 @@ def reply_dsn(reply: Reply) -> str:
 
 
 def reply_text(reply: Reply) -> str:
-    return (
+    """The reply as one printable line: Postfix's printable() makes each character that is
+    not printable "?", so a server's CR, NUL or escape sequence never reaches a log line
+    (a CR would start a forged one), a queue record or a notice."""
+    text = (
         f"{reply.code} {reply.status} {reply.text}"
         if reply.status
         else f"{reply.code} {reply.text}"
     )
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else "?" for char in text)
 
 
 # -- TLS plan --------------------------------------------------------------------------------

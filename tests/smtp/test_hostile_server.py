@@ -378,6 +378,28 @@ def test_mixed_codes_in_one_reply_defer(agent: AgentHarness, reply: bytes) -> No
     )
 
 
+def test_nul_and_bare_cr_in_a_refusal_bounce_with_printable_text(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer)
+        await peer.answer(b"250 2.1.0 Ok\r\n")
+        await peer.answer(b"550 5.1.1 no\x00such\ruser: status=sent\x1b[2J\r\n")
+        await peer.line()
+
+    (outcome,) = deliver(agent, handler).only
+    bounced([outcome], "5.1.1", "550 5.1.1 no?such?user: status=sent?[2J")
+    assert "(in reply to RCPT TO command)" in outcome.text
+
+
+def test_a_temporary_refusal_with_a_bare_cr_defers(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer)
+        await peer.answer(b"250 2.1.0 Ok\r\n")
+        await peer.answer(b"450 4.2.1 mailbox\rbusy\r\n")
+        await peer.line()
+
+    deferred(deliver(agent, handler).only, "4.2.1", "450 4.2.1 mailbox?busy")
+
+
 def test_replies_ending_in_bare_lf_are_understood(agent: AgentHarness) -> None:
     async def handler(peer: Peer) -> None:
         await peer.send(b"220 hostile.test\n")
