@@ -365,6 +365,16 @@ class Session:
             f"host {self.endpoint.name} said: {reply_text(reply)} (in reply to {command} command)"
         )
 
+    def refusal(self, reply: Reply, command: str) -> RecipientResult:
+        """The result of a reply that did not accept what it answered. A 4xx or 5xx keeps its
+        code and status; any other (a 2xx or 3xx where that is no acceptance, such as 250 to
+        DATA) is Postfix's "Protocol error", 5.5.0: never a success for mail the server
+        never took, never a deferral with a 2.x.x or 3.x.x status."""
+        if reply.code >= 400:
+            return RecipientResult(reply.code, reply_dsn(reply), self.said(reply, command))
+        self.usable = False  # the server is out of step with us
+        return RecipientResult(500, "5.5.0", f"Protocol error: {self.said(reply, command)}")
+
     async def _read(self, step: _Step) -> Reply:
         try:
             return await self.channel.reply(step.timeout)
@@ -390,7 +400,7 @@ class Session:
         name = self.settings.helo_name
         reply = await self.command(f"{verb} {name}", timeouts.helo, "performing the EHLO handshake")
         self.extensions = {}
-        if reply.code == 250:
+        if reply.code // 100 == 2:
             for line in reply.lines[1 : 1 + self.settings.max_ehlo_keywords]:
                 keyword, _, parameters = line.strip().partition(" ")
                 keyword = keyword.upper()
@@ -401,12 +411,12 @@ class Session:
             helo = await self.command(
                 f"HELO {name}", timeouts.helo, "performing the HELO handshake"
             )
-            if helo.code == 250:
+            if helo.code // 100 == 2:
                 return
             reply, verb = helo, "HELO"
-        self.usable = False
         self.abort()
-        raise SessionError(reply_dsn(reply), self.said(reply, verb), try_next=reply.code < 500)
+        refusal = self.refusal(reply, verb)
+        raise SessionError(refusal.dsn, refusal.text, try_next=reply.code < 500)
 
     # -- STARTTLS ------------------------------------------------------------------------------
 
@@ -643,30 +653,27 @@ class Session:
                 send([mail])
                 mail_reply = await self._read(mail_step)
                 rcpt_replies = []
-                if mail_reply.code == 250:
+                if mail_reply.code // 100 == 2:
                     for _index, line in rcpt_lines:
                         send([line])
                         rcpt_replies.append(await self._read(rcpt_step))
-            if mail_reply.code != 250:
+            # As Postfix: any 2xx accepts MAIL and RCPT, any 3xx DATA (RFC 5321 4.2.1).
+            if mail_reply.code // 100 != 2:
                 if pipelining:
                     await self._read(data_step)
                     if not chunking:
                         self.usable = False  # a DATA that got 354 would wait for content
-                failure = RecipientResult(
-                    mail_reply.code, reply_dsn(mail_reply), self.said(mail_reply, "MAIL FROM")
-                )
+                failure = self.refusal(mail_reply, "MAIL FROM")
                 return [result or failure for result in results]
             for (index, _line), reply in zip(rcpt_lines, rcpt_replies, strict=True):
-                if reply.code in (250, 251):
+                if reply.code // 100 == 2:
                     accepted.append(index)
                 else:
-                    results[index] = RecipientResult(
-                        reply.code, reply_dsn(reply), self.said(reply, "RCPT TO")
-                    )
+                    results[index] = self.refusal(reply, "RCPT TO")
             if not accepted:
                 if pipelining:
                     data_reply = await self._read(data_step)
-                    if data_reply.code == 354:
+                    if data_reply.code // 100 == 3:
                         self.usable = False  # never send content for no recipient
                 return [result for result in results if result is not None]
             if chunking:
@@ -678,10 +685,8 @@ class Session:
                 if not pipelining:
                     send([data_line])
                 data_reply = await self._read(data_step)
-                if data_reply.code != 354:
-                    failure = RecipientResult(
-                        data_reply.code, reply_dsn(data_reply), self.said(data_reply, "DATA")
-                    )
+                if data_reply.code // 100 != 3:
+                    failure = self.refusal(data_reply, "DATA")
                     for index in accepted:
                         results[index] = failure
                     return [result for result in results if result is not None]
@@ -695,9 +700,7 @@ class Session:
             if 200 <= final.code < 300:
                 results[index] = RecipientResult(final.code, reply_dsn(final), reply_text(final))
             else:
-                results[index] = RecipientResult(
-                    final.code, reply_dsn(final), self.said(final, command)
-                )
+                results[index] = self.refusal(final, command)
         return [result for result in results if result is not None]
 
     async def _final_replies(self, step: _Step, accepted: int, lmtp: bool) -> list[Reply]:

@@ -542,6 +542,70 @@ def test_a_reply_trickling_one_octet_at_a_time_still_times_out(agent: AgentHarne
     assert done.seconds < TIMEOUT + 1.5
 
 
+# -- replies of the wrong class --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "reply"),
+    [
+        ("EHLO", b"354 go on\r\n"),
+        ("MAIL", b"354 go on\r\n"),
+        ("RCPT", b"354 go on\r\n"),
+        ("DATA", b"250 2.0.0 Ok: queued as NOTHING\r\n"),
+        ("end", b"354 more?\r\n"),
+    ],
+    ids=["ehlo-354", "mail-354", "rcpt-354", "data-250", "end-of-data-354"],
+)
+def test_a_reply_of_the_wrong_class_is_a_protocol_error(
+    smtp: AgentHarness, step: str, reply: bytes
+) -> None:
+    """Postfix's rule: a refusal that is neither 4xx nor 5xx is a "Protocol error", 5.5.0.
+    Before, a 2xx that is no acceptance (250 to DATA) made the mail "sent" with no content
+    sent, and a 3xx deferred it with status 3.0.0."""
+    steps = ["EHLO", "MAIL", "RCPT", "DATA", "end"]
+    answers = [ehlo_reply(), b"250 2.1.0 Ok\r\n", b"250 2.1.5 Ok\r\n", b"354 go ahead\r\n"]
+
+    async def handler(peer: Peer) -> None:
+        await peer.send(GREETING)
+        for answer in answers[: steps.index(step)]:
+            await peer.answer(answer)
+        if step == "end":
+            await peer.content()
+            await peer.send(reply)
+        else:
+            await peer.answer(reply)
+        await peer.line()
+
+    done = deliver(smtp, handler)
+    command = {"end": "end of DATA", "MAIL": "MAIL FROM", "RCPT": "RCPT TO"}.get(step, step)
+    bounced(
+        done.only,
+        "5.5.0",
+        "Protocol error: host 127.0.0.1[127.0.0.1] said: " + reply.decode().strip(),
+        f"(in reply to {command} command)",
+    )
+    if step != "end":
+        assert b"Subject: test\r\n" not in done.server.commands()
+
+
+@pytest.mark.parametrize("code", [b"220", b"251", b"252"])
+def test_other_2xx_replies_accept_hello_mail_and_recipients(
+    smtp: AgentHarness, code: bytes
+) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.send(GREETING)
+        await peer.answer(code + b"-hostile.test\r\n" + code + b" PIPELINING\r\n")
+        await peer.answer(code + b" sender ok\r\n")
+        await peer.answer(code + b" recipient ok\r\n")
+        await data_ok(peer)
+        await peer.send(b"250 2.0.0 Ok: queued as X\r\n")
+        await peer.line()
+
+    done = deliver(smtp, handler)
+    assert [(o.outcome, o.text) for o in done.only] == [(Outcome.SENT, "250 2.0.0 Ok: queued as X")]
+    assert b"Subject: test\r\n" in done.server.commands()
+
+
 # -- STARTTLS ----------------------------------------------------------------------------------
 
 
