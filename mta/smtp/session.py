@@ -345,7 +345,13 @@ class Session:
 
     @property
     def alive(self) -> bool:
-        return self.usable and not self.channel.closed and self.channel.error is None
+        # A reply nobody asked for is waiting: the next command would take it for its own.
+        return (
+            self.usable
+            and not self.channel.closed
+            and self.channel.error is None
+            and not self.channel.replies
+        )
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -375,21 +381,32 @@ class Session:
         self.usable = False  # the server is out of step with us
         return RecipientResult(500, "5.5.0", f"Protocol error: {self.said(reply, command)}")
 
-    async def _read(self, step: _Step) -> Reply:
+    async def _read(self, step: _Step, *, last: bool = False) -> Reply:
+        """The reply to step. `last`: no other reply is owed, so a complete one already behind
+        it answers no command (a server out of step, or text injected ahead of our
+        commands): the session ends before the next command takes that reply for its own."""
         try:
-            return await self.channel.reply(step.timeout)
+            reply = await self.channel.reply(step.timeout)
         except (TimeoutError, _ConnectionLost, ReplySyntaxError, OSError) as error:
             # After the content, the server may have taken the message: another host now
             # would deliver it twice (Postfix defers it: "may be sent more than once").
             after_content = step.command in ("end of DATA", "end of data")
             raise self._failure(error, step.what, try_next=not after_content) from None
+        if last and self.channel.replies:
+            extra = reply_text(self.channel.replies[0])
+            self.abort()
+            raise SessionError(
+                "4.4.2",
+                f"unexpected reply from {self.endpoint.name} while {step.what}: {extra}",
+            )
+        return reply
 
-    async def command(self, line: str, timeout: float, what: str) -> Reply:
+    async def command(self, line: str, timeout: float, what: str, *, last: bool = True) -> Reply:
         try:
             self.channel.write(line.encode("utf-8", "surrogateescape") + b"\r\n")
         except (_ConnectionLost, OSError) as error:
             raise self._failure(error, what) from None
-        return await self._read(_Step(line.split(" ", 1)[0], timeout, what))
+        return await self._read(_Step(line.split(" ", 1)[0], timeout, what), last=last)
 
     # -- EHLO ----------------------------------------------------------------------------------
 
@@ -431,7 +448,8 @@ class Session:
                     "4.7.4", f"TLS is required, but was not offered by host {self.endpoint.name}"
                 )
             return
-        reply = await self.command("STARTTLS", timeouts.starttls, "sending STARTTLS")
+        # Not last: what follows the 220 is discarded below, whatever it is.
+        reply = await self.command("STARTTLS", timeouts.starttls, "sending STARTTLS", last=False)
         if reply.code != 220:
             if plan.mandatory:
                 self.abort()
@@ -651,16 +669,16 @@ class Session:
                 rcpt_replies = [await self._read(rcpt_step) for _ in rcpt_lines]
             else:
                 send([mail])
-                mail_reply = await self._read(mail_step)
+                mail_reply = await self._read(mail_step, last=True)
                 rcpt_replies = []
                 if mail_reply.code // 100 == 2:
                     for _index, line in rcpt_lines:
                         send([line])
-                        rcpt_replies.append(await self._read(rcpt_step))
+                        rcpt_replies.append(await self._read(rcpt_step, last=True))
             # As Postfix: any 2xx accepts MAIL and RCPT, any 3xx DATA (RFC 5321 4.2.1).
             if mail_reply.code // 100 != 2:
                 if pipelining:
-                    await self._read(data_step)
+                    await self._read(data_step, last=not chunking)
                     if not chunking:
                         self.usable = False  # a DATA that got 354 would wait for content
                 failure = self.refusal(mail_reply, "MAIL FROM")
@@ -672,7 +690,7 @@ class Session:
                     results[index] = self.refusal(reply, "RCPT TO")
             if not accepted:
                 if pipelining:
-                    data_reply = await self._read(data_step)
+                    data_reply = await self._read(data_step, last=not chunking)
                     if data_reply.code // 100 == 3:
                         self.usable = False  # never send content for no recipient
                 return [result for result in results if result is not None]
@@ -684,7 +702,7 @@ class Session:
             else:
                 if not pipelining:
                     send([data_line])
-                data_reply = await self._read(data_step)
+                data_reply = await self._read(data_step, last=True)
                 if data_reply.code // 100 != 3:
                     failure = self.refusal(data_reply, "DATA")
                     for index in accepted:
@@ -801,7 +819,8 @@ async def open_session(
         raise SessionError("4.4.1", f"connect to {where}: {reason}", connected=False) from None
     session = Session(endpoint, settings, channel, log)
     greeting = await session._read(
-        _Step("greeting", settings.timeouts.helo, "receiving the initial server greeting")
+        _Step("greeting", settings.timeouts.helo, "receiving the initial server greeting"),
+        last=True,
     )
     if greeting.code != 220:
         session.abort()

@@ -186,6 +186,13 @@ def smtp(tmp_path: Path) -> Iterator[AgentHarness]:
     made.close()
 
 
+@pytest.fixture
+def lmtp(tmp_path: Path) -> Iterator[AgentHarness]:
+    made = AgentHarness(tmp_path / "lmtp", FAST_MAIN_CF, Protocol.LMTP)
+    yield made
+    made.close()
+
+
 @pytest.fixture(params=[Protocol.SMTP, Protocol.LMTP], ids=["smtp", "lmtp"])
 def agent(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[AgentHarness]:
     made = AgentHarness(tmp_path, FAST_MAIN_CF, request.param)
@@ -542,6 +549,40 @@ def test_a_reply_trickling_one_octet_at_a_time_still_times_out(agent: AgentHarne
     assert done.seconds < TIMEOUT + 1.5
 
 
+# -- more replies than commands ----------------------------------------------------------------
+
+
+def test_a_reply_nobody_asked_for_after_the_greeting_defers(agent: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await peer.send(GREETING + b"250 2.0.0 Ok: queued as FAKE\r\n")
+        await peer.answer(ehlo_reply())
+        await envelope_ok(peer)
+        await data_ok(peer)
+        await peer.send(b"250 2.0.0 Ok\r\n")
+
+    deferred(
+        deliver(agent, handler).only,
+        "4.4.2",
+        "unexpected reply from 127.0.0.1[127.0.0.1]",
+        "250 2.0.0 Ok: queued as FAKE",
+    )
+
+
+def test_pipelined_replies_out_of_step_defer(smtp: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, b"PIPELINING")
+        for _ in range(3):  # MAIL, RCPT, DATA arrive as one group
+            await peer.line()
+        # one RCPT reply too many: a client that counts wrong takes 250 for DATA's reply
+        await peer.send(b"250 Ok\r\n250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
+        await peer.content()
+        await peer.send(b"250 2.0.0 Ok\r\n")
+
+    done = deliver(smtp, handler)
+    deferred(done.only, "4.4.2", "unexpected reply", "354 go ahead")
+    assert b"Subject: test\r\n" not in done.server.commands()
+
+
 # -- replies of the wrong class --------------------------------------------------------------
 
 
@@ -604,6 +645,32 @@ def test_other_2xx_replies_accept_hello_mail_and_recipients(
     done = deliver(smtp, handler)
     assert [(o.outcome, o.text) for o in done.only] == [(Outcome.SENT, "250 2.0.0 Ok: queued as X")]
     assert b"Subject: test\r\n" in done.server.commands()
+
+
+# -- LMTP: replies after the content -----------------------------------------------------------
+
+
+async def lmtp_until_content(peer: Peer, recipients: int) -> None:
+    await peer.send(b"220 hostile.test LMTP\r\n")
+    await peer.answer(ehlo_reply(b"PIPELINING"))
+    for _ in range(2 + recipients):  # MAIL, RCPTs, DATA in one group
+        await peer.line()
+    await peer.send(b"250 2.1.0 Ok\r\n" + b"250 2.1.5 Ok\r\n" * recipients + b"354 go\r\n")
+    await peer.content()
+
+
+def test_lmtp_more_replies_than_recipients_ends_the_session(lmtp: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await lmtp_until_content(peer, 2)
+        await peer.send(b"250 2.0.0 one\r\n250 2.0.0 two\r\n250 2.0.0 three\r\n")
+        await peer.line()
+
+    done = deliver(lmtp, handler, "a@rcpt.test", "b@rcpt.test", messages=2)
+    for outcomes in done.outcomes:
+        assert [o.outcome for o in outcomes] == [Outcome.SENT, Outcome.SENT]
+    # the session whose replies were out of step was not used for the second message
+    assert len(done.server.peers) == 2
+    assert not any(line.startswith(b"RSET") for line in done.server.commands(1))
 
 
 # -- STARTTLS ----------------------------------------------------------------------------------
