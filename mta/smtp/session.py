@@ -460,22 +460,37 @@ class Session:
                 )
             self.log.info("host %s refused STARTTLS: %s", self.endpoint.name, reply_text(reply))
             return
+        transport = self.channel.transport
+        assert transport is not None
+        if self.channel.error is not None or transport.is_closing():
+            # Bytes after the 220 that were no reply, or a close, ended the connection: asyncio's
+            # start_tls on a closed or closing transport waits for a handshake that never comes.
+            self.abort()
+            raise SessionError(
+                "4.7.5",
+                f"Cannot start TLS: handshake failure with {self.endpoint.name}: "
+                f"{self.channel.error or 'connection closed'}",
+                plaintext_retry=not plan.mandatory,
+            )
         # Whatever came with or after the 220 was sent before the handshake: an attacker's
         # plain text must never be read as a reply inside the TLS session (CVE-2021-38371).
         self.channel.discarding = True
         self.channel.reset_input()
-        transport = self.channel.transport
-        assert transport is not None
         loop = asyncio.get_running_loop()
         host = plan.server_name or self.endpoint.host
         server_hostname = None if self.endpoint.unix or _is_address(host) else host
         try:
-            tls_transport = await loop.start_tls(
-                transport,
-                self.channel,
-                plan.context,
-                server_hostname=server_hostname,
-                ssl_handshake_timeout=timeouts.starttls or None,
+            # Bounded twice: start_tls's own handshake time limit does not end its wait when
+            # the connection is already gone.
+            tls_transport = await asyncio.wait_for(
+                loop.start_tls(
+                    transport,
+                    self.channel,
+                    plan.context,
+                    server_hostname=server_hostname,
+                    ssl_handshake_timeout=timeouts.starttls or None,
+                ),
+                timeouts.starttls or None,
             )
         except ssl.SSLCertVerificationError as error:
             self.abort()
@@ -487,7 +502,8 @@ class Session:
             self.abort()
             raise SessionError(
                 "4.7.5",
-                f"Cannot start TLS: handshake failure with {self.endpoint.name}: {error}",
+                f"Cannot start TLS: handshake failure with {self.endpoint.name}: "
+                f"{str(error) or type(error).__name__}",
                 plaintext_retry=not plan.mandatory,
             ) from None
         if tls_transport is None:

@@ -680,6 +680,64 @@ def tls_main_cf(level: str) -> str:
     return f"{FAST_MAIN_CF}smtp_tls_security_level = {level}\n"
 
 
+@pytest.mark.parametrize(
+    ("garbage", "with_220"),
+    [
+        (b"this is not TLS\r\n" * 4, True),
+        (b"this is not TLS\r\n" * 4, False),
+        (b"\x16\x03\x01\x00\x00", False),
+        (b"", True),
+        (b"", False),
+    ],
+    ids=["text-with-the-220", "text-after-the-220", "empty-record", "close", "close-later"],
+)
+def test_starttls_answered_220_then_garbage(tmp_path: Path, garbage: bytes, with_220: bool) -> None:
+    """Before, garbage arriving with the 220 made the client wait for a handshake forever."""
+    harness = AgentHarness(tmp_path, tls_main_cf("encrypt"))
+
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, b"STARTTLS")
+        ready = b"220 2.0.0 Ready to start TLS\r\n"
+        await peer.answer(ready + garbage if with_220 else ready)
+        if not with_220:
+            await asyncio.sleep(0.05)  # the client is in its handshake by now
+            await peer.send(garbage)
+        if garbage:
+            await peer.line()
+        peer.close()
+
+    try:
+        done = deliver(harness, handler)
+    finally:
+        harness.close()
+    deferred(done.only, "4.7.5", "Cannot start TLS", "127.0.0.1[127.0.0.1]")
+    assert done.seconds < TIMEOUT + 1
+
+
+def test_starttls_garbage_at_may_falls_back_to_plain_text(tmp_path: Path) -> None:
+    harness = AgentHarness(tmp_path, tls_main_cf("may"))
+
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, b"STARTTLS")
+        if peer.number == 1:
+            await peer.answer(b"220 2.0.0 Ready to start TLS\r\n")
+            await peer.send(b"garbage, not a ServerHello\r\n")
+            await peer.line()
+            return
+        await envelope_ok(peer)  # the plain-text retry: no STARTTLS this time
+        await data_ok(peer)
+        await peer.send(b"451 4.3.0 not today\r\n")
+        await peer.line()
+
+    try:
+        done = deliver(harness, handler)
+    finally:
+        harness.close()
+    deferred(done.only, "4.3.0", "not today")
+    assert len(done.server.peers) == 2
+    assert done.server.commands(2)[1].startswith(b"MAIL")
+
+
 def test_a_tls_handshake_then_close_defers(tmp_path: Path, pki: Pki) -> None:
     harness = AgentHarness(tmp_path, tls_main_cf("may"))
     context = pki.server_context(["mx.hostile.test"])
