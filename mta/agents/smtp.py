@@ -377,16 +377,37 @@ class SmtpAgent:
         envelope = self._envelope(message, recipients)
         relay = session.endpoint.relay
         try:
-            results = await session.deliver(envelope, content)
+            results: Sequence[RecipientResult | None] = await session.deliver(envelope, content)
         except SessionError as error:
             attempt.last_error = error
             attempt.last_relay = relay
             session.abort()
             if reused and error.try_next:
                 attempt.last_error = None  # a cached session that broke: a new one is tried
+            if error.results:  # what the server had answered before the session broke
+                self._record(attempt, recipients, error.results, relay, session)
             return
+        self._record(attempt, recipients, results, relay, session)
+        if session.alive:
+            self.cache.give(key, session)
+        else:
+            session.close()
+
+    def _record(
+        self,
+        attempt: _Attempt,
+        recipients: Sequence[RequestRecipient],
+        results: Sequence[RecipientResult | None],
+        relay: str,
+        session: Session,
+    ) -> None:
+        """Sent and bounced recipients are done; deferred ones, and those without a result,
+        stay pending for the next host."""
         still: list[RequestRecipient] = []
         for recipient, result in zip(recipients, results, strict=True):
+            if result is None:
+                still.append(recipient)
+                continue
             outcome = self._outcome(recipient, result, relay, session)
             if outcome.outcome is Outcome.DEFERRED:
                 attempt.deferred[recipient.index] = outcome
@@ -394,10 +415,6 @@ class SmtpAgent:
             else:
                 attempt.outcomes[recipient.index] = outcome
         attempt.pending = still
-        if session.alive:
-            self.cache.give(key, session)
-        else:
-            session.close()
 
     def _outcome(
         self, recipient: RequestRecipient, result: RecipientResult, relay: str, session: Session

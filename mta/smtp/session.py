@@ -144,6 +144,10 @@ class SessionError(Exception):
         self.plaintext_retry = plaintext_retry
         self.connected = connected
         """A session was established (it counts against *_mx_session_limit)."""
+        self.results: tuple[RecipientResult | None, ...] = ()
+        """From Session.deliver: what each recipient had got before the session broke (a
+        refusal at RCPT, an LMTP reply after the content), None where nothing; empty when
+        the session broke outside a transaction."""
 
     @property
     def permanent(self) -> bool:
@@ -342,6 +346,8 @@ class Session:
     transactions: int = 0
     usable: bool = True
     """False once a transaction left the protocol state unknown: never reuse it."""
+    out_of_step: bool = False
+    """A reply answered no command: the replies before it may have answered other commands."""
 
     @property
     def alive(self) -> bool:
@@ -394,6 +400,7 @@ class Session:
             raise self._failure(error, step.what, try_next=not after_content) from None
         if last and self.channel.replies:
             extra = reply_text(self.channel.replies[0])
+            self.out_of_step = True
             self.abort()
             raise SessionError(
                 "4.4.2",
@@ -637,6 +644,10 @@ class Session:
             data_line = "DATA"
         try:
             return await self._transaction(mail, rcpt_lines, data_line, payload, chunking, results)
+        except SessionError as error:
+            if not self.out_of_step:
+                error.results = tuple(results)
+            raise
         finally:
             if not self.alive:
                 self.abort()
@@ -713,8 +724,7 @@ class Session:
             if chunking:
                 if not pipelining:
                     await self._send_content(data_line.encode() + b"\r\n" + payload)
-                finals = await self._final_replies(data_step, len(accepted), lmtp)
-                command = "end of data"
+                await self._final_replies(data_step, "end of data", accepted, lmtp, results)
             else:
                 if not pipelining:
                     send([data_line])
@@ -725,25 +735,30 @@ class Session:
                         results[index] = failure
                     return [result for result in results if result is not None]
                 await self._send_content(payload)
-                finals = await self._final_replies(done_step, len(accepted), lmtp)
-                command = "end of DATA"
+                await self._final_replies(done_step, "end of DATA", accepted, lmtp, results)
         except (_ConnectionLost, OSError) as error:
             raise self._failure(error, "sending message body") from None
-        for position, index in enumerate(accepted):
-            final = finals[position] if lmtp else finals[0]
-            if 200 <= final.code < 300:
-                results[index] = RecipientResult(final.code, reply_dsn(final), reply_text(final))
-            else:
-                results[index] = self.refusal(final, command)
         return [result for result in results if result is not None]
 
-    async def _final_replies(self, step: _Step, accepted: int, lmtp: bool) -> list[Reply]:
-        """SMTP: one reply for the message; LMTP: one per accepted recipient (RFC 2033 4.2)."""
-        first = await self._read(step)
-        replies = [first]
-        if lmtp:
-            replies += [await self._read(step) for _ in range(accepted - 1)]
-        return replies
+    async def _final_replies(
+        self,
+        step: _Step,
+        command: str,
+        accepted: list[int],
+        lmtp: bool,
+        results: list[RecipientResult | None],
+    ) -> None:
+        """SMTP: one reply for the message; LMTP: one per accepted recipient (RFC 2033 4.2),
+        each recorded as it comes: when the session breaks half-way, the recipients already
+        answered keep their result (deferring them would deliver them twice)."""
+        for position in range(len(accepted) if lmtp else 1):
+            final = await self._read(step)
+            if 200 <= final.code < 300:
+                result = RecipientResult(final.code, reply_dsn(final), reply_text(final))
+            else:
+                result = self.refusal(final, command)
+            for index in accepted[position : position + 1] if lmtp else accepted:
+                results[index] = result
 
     async def _send_content(self, data: bytes) -> None:
         view = memoryview(data)

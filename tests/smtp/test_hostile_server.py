@@ -583,6 +583,21 @@ def test_pipelined_replies_out_of_step_defer(smtp: AgentHarness) -> None:
     assert b"Subject: test\r\n" not in done.server.commands()
 
 
+def test_replies_out_of_step_decide_nothing_for_any_recipient(smtp: AgentHarness) -> None:
+    """Once a reply answered no command, the ones before it may have answered other
+    commands: the 550 read for the first RCPT bounces nobody."""
+
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, b"PIPELINING")
+        for _ in range(4):  # MAIL, two RCPTs, DATA
+            await peer.line()
+        await peer.send(b"250 Ok\r\n550 5.1.1 no\r\n250 Ok\r\n250 Ok\r\n354 go ahead\r\n")
+        await peer.line()
+
+    done = deliver(smtp, handler, "a@rcpt.test", "b@rcpt.test")
+    deferred(done.only, "4.4.2", "unexpected reply", "354 go ahead")
+
+
 # -- replies of the wrong class --------------------------------------------------------------
 
 
@@ -647,7 +662,7 @@ def test_other_2xx_replies_accept_hello_mail_and_recipients(
     assert b"Subject: test\r\n" in done.server.commands()
 
 
-# -- LMTP: replies after the content -----------------------------------------------------------
+# -- a session that breaks after the content -------------------------------------------------
 
 
 async def lmtp_until_content(peer: Peer, recipients: int) -> None:
@@ -657,6 +672,48 @@ async def lmtp_until_content(peer: Peer, recipients: int) -> None:
         await peer.line()
     await peer.send(b"250 2.1.0 Ok\r\n" + b"250 2.1.5 Ok\r\n" * recipients + b"354 go\r\n")
     await peer.content()
+
+
+def test_a_close_after_the_content_keeps_the_refusals_at_rcpt(smtp: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer)
+        await peer.answer(b"250 2.1.0 Ok\r\n")
+        await peer.answer(b"550 5.1.1 <a@rcpt.test> unknown\r\n")
+        await peer.answer(b"450 4.2.1 <b@rcpt.test> busy\r\n")
+        await peer.answer(b"250 2.1.5 Ok\r\n")
+        await data_ok(peer)
+        peer.close()
+
+    done = deliver(smtp, handler, "a@rcpt.test", "b@rcpt.test", "c@rcpt.test")
+    a, b, c = done.only
+    bounced([a], "5.1.1", "unknown", "(in reply to RCPT TO command)")
+    deferred([b], "4.2.1", "busy", "(in reply to RCPT TO command)")
+    deferred([c], "4.4.2", "lost connection", "message may be sent more than once")
+
+
+def test_lmtp_fewer_replies_than_recipients_then_silence(lmtp: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await lmtp_until_content(peer, 3)
+        await peer.send(b"250 2.0.0 <a@rcpt.test> delivered\r\n")
+        await peer.line()
+
+    done = deliver(lmtp, handler, "a@rcpt.test", "b@rcpt.test", "c@rcpt.test")
+    first, *rest = done.only
+    # The first recipient was delivered: deferring it would deliver it twice.
+    assert (first.outcome, first.dsn) == (Outcome.SENT, "2.0.0")
+    deferred(rest, "4.4.2", "timed out", "message may be sent more than once")
+    assert len(done.server.peers) == 1  # never tried again elsewhere
+
+
+def test_lmtp_fewer_replies_than_recipients_then_close(lmtp: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await lmtp_until_content(peer, 2)
+        await peer.send(b"550 5.1.1 <a@rcpt.test> unknown\r\n")
+        peer.close()
+
+    done = deliver(lmtp, handler, "a@rcpt.test", "b@rcpt.test")
+    bounced(done.only[:1], "5.1.1", "unknown", "(in reply to end of DATA command)")
+    deferred(done.only[1:], "4.4.2", "lost connection", "message may be sent more than once")
 
 
 def test_lmtp_more_replies_than_recipients_ends_the_session(lmtp: AgentHarness) -> None:
