@@ -4,11 +4,17 @@ bare CR/LF, closes mid-reply, silence, desynchronised replies, garbage instead o
 handshake), and every delivery must end with an outcome for each recipient: deferred (4.x.x)
 or bounced (5.x.x) with a reason naming the server, sent only where the server did accept the
 mail, never an exception out of deliver, never a wait beyond the configured time limits, and
-the message still in the queue."""
+the message still in the queue.
+
+The named cases come first; the last test asks hypothesis for arbitrary replies (a good
+session's replies damaged, or random lines) played over a real socket, 40 examples per agent
+(MTA_HOSTILE_EXAMPLES=1000 for a longer hunt)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -17,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from mta.proto.delivery import DeliveryRequest, Outcome, RecipientOutcome
 from mta.smtp.settings import Protocol
@@ -45,6 +53,7 @@ FAST_MAIN_CF = (
 HANG_LIMIT = 4 * TIMEOUT + 2  # one step timing out, twice (a plain-text retry), and slack
 PEER_WAIT = 5.0  # how long the hostile server waits for the client's next line
 GREETING = b"220 hostile.test ESMTP\r\n"
+EXAMPLES = int(os.environ.get("MTA_HOSTILE_EXAMPLES", "40"))  # more for a longer hunt
 
 
 # -- the hostile server ----------------------------------------------------------------------
@@ -527,16 +536,16 @@ def test_a_354_that_never_comes_times_out(agent: AgentHarness, pipelining: bool)
     assert TIMEOUT <= done.seconds < TIMEOUT + 1.5
 
 
-def test_a_silent_greeting_times_out(agent: AgentHarness) -> None:
+def test_a_silent_greeting_times_out(smtp: AgentHarness) -> None:
     async def handler(peer: Peer) -> None:
         await peer.line()
 
-    done = deliver(agent, handler)
+    done = deliver(smtp, handler)
     deferred(done.only, "4.4.2", "timed out while receiving the initial server greeting")
     assert done.seconds < TIMEOUT + 1.5
 
 
-def test_a_reply_trickling_one_octet_at_a_time_still_times_out(agent: AgentHarness) -> None:
+def test_a_reply_trickling_one_octet_at_a_time_still_times_out(smtp: AgentHarness) -> None:
     async def handler(peer: Peer) -> None:
         await greet_and_hello(peer)
         await peer.line()
@@ -544,7 +553,7 @@ def test_a_reply_trickling_one_octet_at_a_time_still_times_out(agent: AgentHarne
             await peer.send(bytes([octet]))
             await asyncio.sleep(0.1)
 
-    done = deliver(agent, handler)
+    done = deliver(smtp, handler)
     deferred(done.only, "4.4.2", "timed out while sending MAIL FROM")
     assert done.seconds < TIMEOUT + 1.5
 
@@ -828,3 +837,89 @@ def test_a_tls_handshake_then_garbage_defers(tmp_path: Path, pki: Pki) -> None:
     finally:
         harness.close()
     deferred(done.only, "4.4.2", "malformed reply", "EHLO handshake")
+
+
+# -- arbitrary replies -------------------------------------------------------------------------
+
+CODES = [220, 221, 250, 251, 252, 354, 421, 450, 451, 452, 500, 501, 503, 550, 552, 554]
+KEYWORDS = [b"PIPELINING", b"CHUNKING", b"SIZE 100000", b"8BITMIME", b"DSN", b"SMTPUTF8"]
+ENVELOPE_REPLIES = [b"250 2.1.0 Ok\r\n"] * 4 + [b"451 4.3.0 later\r\n", b"550 5.1.1 no\r\n"]
+DATA_REPLIES = [b"354 go ahead\r\n"] * 4 + [b"250 2.0.0 Ok\r\n", b"554 5.5.1 no recipients\r\n"]
+FINAL_REPLIES = [b"250 2.0.0 Ok: queued\r\n"] * 3 + [b"452 4.2.2 full\r\n", b"552 5.2.2 quota\r\n"]
+
+
+@st.composite
+def reply_lines(draw: st.DrawFn) -> bytes:
+    """A line a server might send: mostly plausible, sometimes not."""
+    kind = draw(st.sampled_from(["reply", "keyword", "bytes", "code-only"]))
+    end = draw(st.sampled_from([b"\r\n", b"\r\n", b"\n", b"\r", b""]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=80)) + end
+    code = b"%d" % draw(st.sampled_from(CODES))
+    separator = draw(st.sampled_from([b" ", b"-", b"", b"x"]))
+    if kind == "code-only":
+        return code + end
+    if kind == "keyword":
+        return code + separator + draw(st.sampled_from(KEYWORDS)) + end
+    status = draw(st.sampled_from([b"", b"2.0.0 ", b"4.2.1 ", b"5.1.1 ", b"9.9.9 "]))
+    text = draw(st.binary(max_size=20))
+    return code + separator + status + text + end
+
+
+random_chunks = st.lists(
+    st.lists(reply_lines(), min_size=1, max_size=4).map(b"".join), min_size=0, max_size=8
+)
+
+
+@st.composite
+def damaged_sessions(draw: st.DrawFn) -> list[bytes]:
+    """The replies of a good session for two recipients, some dropped, doubled, cut short,
+    split or replaced by an arbitrary line."""
+    keywords = draw(st.lists(st.sampled_from(KEYWORDS), unique=True))
+    good = [GREETING, ehlo_reply(*keywords)]
+    good += [draw(st.sampled_from(ENVELOPE_REPLIES)) for _ in range(3)]
+    good += [draw(st.sampled_from(DATA_REPLIES))]
+    good += [draw(st.sampled_from(FINAL_REPLIES)) for _ in range(2)]
+    chunks: list[bytes] = []
+    for chunk in good:
+        damage = draw(st.sampled_from(["none"] * 20 + ["drop", "twice", "cut", "split", "other"]))
+        if damage == "none":
+            chunks.append(chunk)
+        elif damage == "twice":
+            chunks += [chunk, chunk]
+        elif damage == "cut":
+            chunks.append(chunk[: draw(st.integers(0, len(chunk) - 1))])
+        elif damage == "split":
+            middle = draw(st.integers(1, len(chunk) - 1))
+            chunks += [chunk[:middle], chunk[middle:]]
+        elif damage == "other":
+            chunks.append(draw(reply_lines()))
+    return chunks
+
+
+def player(chunks: list[bytes]) -> Handler:
+    """Sends each chunk after the client's next line (or a short pause), then closes."""
+
+    async def handler(peer: Peer) -> None:
+        for chunk in chunks:
+            await peer.send(chunk)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(peer.reader.readline(), 0.01)
+        peer.close()
+
+    return handler
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],  # one queue for all examples
+)
+@given(
+    chunks=st.one_of(damaged_sessions(), random_chunks, random_chunks.map(lambda c: [GREETING, *c]))
+)
+def test_arbitrary_replies_always_end_in_an_outcome_per_recipient(
+    agent: AgentHarness, chunks: list[bytes]
+) -> None:
+    done = deliver(agent, player(chunks), "a@rcpt.test", "b@rcpt.test")
+    event(" ".join(outcome.outcome.name for outcome in done.only))  # --hypothesis-show-statistics
