@@ -24,7 +24,9 @@ Decisions (docs/delivery.md says why):
   * QUIT: sent without waiting for its reply (smtp_skip_quit_response = yes, Postfix's default).
 
 Security: what the server sends is bounded (ReplyParser: reply_line_limit octets a line,
-reply_max_lines lines a reply, max_ehlo_keywords keywords kept). What we send never carries a
+reply_max_lines lines a reply, max_ehlo_keywords keywords kept, reply_backlog replies queued
+unread: past that reading stops until the session takes some, so a server flooding replies
+fills its own socket buffers, not our memory). What we send never carries a
 bare CR or LF: content goes through hotpath's dot_stuff (CRLF line ends, dot-stuffing, long
 lines folded at *_line_length_limit), and an envelope address or parameter holding a control
 character is refused before it reaches a command line (no command injection from the queue).
@@ -219,6 +221,7 @@ class _Channel(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -239,12 +242,32 @@ class _Channel(asyncio.Protocol):
             return
         try:
             self.parser.receive_data(data)
-            while (reply := self.parser.next_reply()) is not None:
-                self.replies.append(reply)
         except ReplySyntaxError as error:
             self.error = error
             if self.transport is not None:
                 self.transport.abort()
+        self._assemble()
+
+    def _assemble(self) -> None:
+        """Move complete replies from the parser to the queue, at most reply_backlog of them;
+        reading pauses while the queue is full (a server that far ahead of our commands is
+        flooding us) and resumes when the session has taken replies."""
+        backlog = self.settings.reply_backlog
+        try:
+            while len(self.replies) < backlog and (reply := self.parser.next_reply()) is not None:
+                self.replies.append(reply)
+        except ReplySyntaxError as error:
+            if self.error is None:
+                self.error = error
+            if self.transport is not None:
+                self.transport.abort()
+        full = len(self.replies) >= backlog
+        if full != self._reading_paused and self.transport is not None and not self.closed:
+            if full:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+            self._reading_paused = full
         self._wake()
 
     def pause_writing(self) -> None:
@@ -263,6 +286,7 @@ class _Channel(asyncio.Protocol):
         """Forget every byte and reply received so far (before a TLS handshake)."""
         self.parser = ReplyParser(self.settings.reply_line_limit, self.settings.reply_max_lines)
         self.replies.clear()
+        self._assemble()  # reading resumes if a full queue had paused it
 
     async def reply(self, timeout: float) -> Reply:
         """The next reply; TimeoutError, _ConnectionLost or ReplySyntaxError otherwise."""
@@ -273,7 +297,10 @@ class _Channel(asyncio.Protocol):
             self._waiter = asyncio.get_running_loop().create_future()
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             await asyncio.wait_for(self._waiter, left)
-        return self.replies.popleft()
+        reply = self.replies.popleft()
+        if self._reading_paused:
+            self._assemble()
+        return reply
 
     def write(self, data: bytes) -> None:
         if self.transport is None or self.closed:

@@ -30,7 +30,7 @@ from mta.proto.delivery import DeliveryRequest, Outcome, RecipientOutcome
 from mta.smtp.settings import Protocol
 
 from .conftest import Pki
-from .helpers import AgentHarness
+from .helpers import AgentHarness, client, session_to
 
 TIMEOUT = 1  # seconds, every *_timeout of the agents below
 FAST_MAIN_CF = (
@@ -605,6 +605,51 @@ def test_replies_out_of_step_decide_nothing_for_any_recipient(smtp: AgentHarness
 
     done = deliver(smtp, handler, "a@rcpt.test", "b@rcpt.test")
     deferred(done.only, "4.4.2", "unexpected reply", "354 go ahead")
+
+
+def test_a_flood_of_replies_to_an_idle_session_is_not_read_without_bound() -> None:
+    """A server may send replies nobody asked for as fast as it can, say to a session waiting
+    in the connection cache: the client queues at most reply_backlog of them and stops
+    reading (the rest waits in the kernel's buffers), and the session is never reused."""
+    flood = b"250 2.0.0 Ok\r\n" * 150_000  # 2 MB, each octet of it a Python object or more
+
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, b"PIPELINING")
+        await asyncio.sleep(0.05)  # the session is established and idle
+        peer.writer.write(flood)
+        await peer.line()
+
+    async def main() -> tuple[int, bool]:
+        async with HostileServer(handler) as server:
+            session = await session_to(server.port)
+            await asyncio.sleep(0.3)  # idle, as in the cache
+            queued, alive = len(session.channel.replies), session.alive
+            session.abort()
+            return queued, alive
+
+    queued, alive = asyncio.run(main())
+    assert 0 < queued <= client().reply_backlog
+    assert not alive
+
+
+def test_more_pipelined_replies_than_the_backlog_are_all_read(smtp: AgentHarness) -> None:
+    recipients = [f"r{n}@rcpt.test" for n in range(3 * client().reply_backlog)]
+
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, b"PIPELINING")
+        for _ in range(len(recipients) + 2):
+            await peer.line()
+        await peer.send(
+            b"250 2.1.0 Ok\r\n" + b"250 2.1.5 Ok\r\n" * len(recipients) + b"354 go ahead\r\n"
+        )
+        await peer.content()
+        await peer.send(b"250 2.0.0 Ok: queued as MANY\r\n")
+        await peer.line()
+
+    done = deliver(smtp, handler, *recipients)
+    assert {(o.outcome, o.text) for o in done.only} == {
+        (Outcome.SENT, "250 2.0.0 Ok: queued as MANY")
+    }
 
 
 # -- replies of the wrong class --------------------------------------------------------------
