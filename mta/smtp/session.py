@@ -24,9 +24,9 @@ Decisions (docs/delivery.md says why):
   * QUIT: sent without waiting for its reply (smtp_skip_quit_response = yes, Postfix's default).
 
 Security: what the server sends is bounded (ReplyParser: reply_line_limit octets a line,
-reply_max_lines lines a reply, max_ehlo_keywords keywords kept, reply_backlog replies queued
-unread: past that reading stops until the session takes some, so a server flooding replies
-fills its own socket buffers, not our memory). What we send never carries a
+reply_max_lines lines a reply, max_ehlo_keywords keywords kept, reply_backlog lines of replies
+queued unread: past that reading stops until the session takes some, so a server flooding
+replies fills its own socket buffers, not our memory). What we send never carries a
 bare CR or LF: content goes through hotpath's dot_stuff (CRLF line ends, dot-stuffing, long
 lines folded at *_line_length_limit), and an envelope address or parameter holding a control
 character is refused before it reaches a command line (no command injection from the queue).
@@ -222,6 +222,7 @@ class _Channel(asyncio.Protocol):
         self._paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
+        self._queued_lines = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -249,19 +250,21 @@ class _Channel(asyncio.Protocol):
         self._assemble()
 
     def _assemble(self) -> None:
-        """Move complete replies from the parser to the queue, at most reply_backlog of them;
-        reading pauses while the queue is full (a server that far ahead of our commands is
-        flooding us) and resumes when the session has taken replies."""
+        """Move complete replies from the parser to the queue while it holds fewer than
+        reply_backlog lines (lines, not replies: a reply may be 100 lines of 2 KB); reading
+        pauses while the queue is full (a server that far ahead of our commands is flooding
+        us) and resumes when the session has taken replies."""
         backlog = self.settings.reply_backlog
         try:
-            while len(self.replies) < backlog and (reply := self.parser.next_reply()) is not None:
+            while self._queued_lines < backlog and (reply := self.parser.next_reply()) is not None:
                 self.replies.append(reply)
+                self._queued_lines += len(reply.lines)
         except ReplySyntaxError as error:
             if self.error is None:
                 self.error = error
             if self.transport is not None:
                 self.transport.abort()
-        full = len(self.replies) >= backlog
+        full = self._queued_lines >= backlog
         if full != self._reading_paused and self.transport is not None and not self.closed:
             if full:
                 self.transport.pause_reading()
@@ -286,6 +289,7 @@ class _Channel(asyncio.Protocol):
         """Forget every byte and reply received so far (before a TLS handshake)."""
         self.parser = ReplyParser(self.settings.reply_line_limit, self.settings.reply_max_lines)
         self.replies.clear()
+        self._queued_lines = 0
         self._assemble()  # reading resumes if a full queue had paused it
 
     async def reply(self, timeout: float) -> Reply:
@@ -298,6 +302,7 @@ class _Channel(asyncio.Protocol):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             await asyncio.wait_for(self._waiter, left)
         reply = self.replies.popleft()
+        self._queued_lines -= len(reply.lines)
         if self._reading_paused:
             self._assemble()
         return reply

@@ -25,7 +25,7 @@ from mta.config.values import boolean, duration, number, parse_list
 REPLY_LINE_LIMIT = 2048  # Postfix's line_length_limit for what it reads
 REPLY_MAX_LINES = 100  # lines of one reply, hence EHLO keywords: far more than any server sends
 MAX_EHLO_KEYWORDS = 100
-REPLY_BACKLOG = 100  # complete replies queued unread; past it the client stops reading
+REPLY_BACKLOG = 100  # lines of complete replies queued unread; past it the client stops reading
 
 
 class Protocol(enum.StrEnum):

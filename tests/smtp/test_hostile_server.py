@@ -607,11 +607,19 @@ def test_replies_out_of_step_decide_nothing_for_any_recipient(smtp: AgentHarness
     deferred(done.only, "4.4.2", "unexpected reply", "354 go ahead")
 
 
-def test_a_flood_of_replies_to_an_idle_session_is_not_read_without_bound() -> None:
+BIG_REPLY = b"250-" + b"x" * 2000 + b"\r\n"
+FLOODS = {
+    "short-replies": b"250 2.0.0 Ok\r\n" * 150_000,  # 2 MB: 150000 replies
+    "long-replies": (BIG_REPLY * 99 + b"250 end\r\n") * 10,  # 2 MB: 1000 lines of 2 KB
+}
+
+
+@pytest.mark.parametrize("flood", FLOODS.values(), ids=FLOODS.keys())
+def test_a_flood_of_replies_to_an_idle_session_is_not_read_without_bound(flood: bytes) -> None:
     """A server may send replies nobody asked for as fast as it can, say to a session waiting
-    in the connection cache: the client queues at most reply_backlog of them and stops
-    reading (the rest waits in the kernel's buffers), and the session is never reused."""
-    flood = b"250 2.0.0 Ok\r\n" * 150_000  # 2 MB, each octet of it a Python object or more
+    in the connection cache: the client queues at most about reply_backlog lines of them and
+    stops reading (the rest waits in the kernel's buffers), and the session is never reused.
+    Before, every reply was queued."""
 
     async def handler(peer: Peer) -> None:
         await greet_and_hello(peer, b"PIPELINING")
@@ -623,12 +631,14 @@ def test_a_flood_of_replies_to_an_idle_session_is_not_read_without_bound() -> No
         async with HostileServer(handler) as server:
             session = await session_to(server.port)
             await asyncio.sleep(0.3)  # idle, as in the cache
-            queued, alive = len(session.channel.replies), session.alive
+            lines = sum(len(reply.lines) for reply in session.channel.replies)
+            alive = session.alive
             session.abort()
-            return queued, alive
+            return lines, alive
 
-    queued, alive = asyncio.run(main())
-    assert 0 < queued <= client().reply_backlog
+    lines, alive = asyncio.run(main())
+    settings = client()
+    assert 0 < lines < settings.reply_backlog + settings.reply_max_lines
     assert not alive
 
 
