@@ -30,7 +30,7 @@ from mta.proto.delivery import DeliveryRequest, Outcome, RecipientOutcome
 from mta.smtp.settings import Protocol
 
 from .conftest import Pki
-from .helpers import AgentHarness, client, session_to
+from .helpers import CONTENT, AgentHarness, client, session_to
 
 TIMEOUT = 1  # seconds, every *_timeout of the agents below
 FAST_MAIN_CF = (
@@ -227,6 +227,7 @@ def deliver(
     *recipients: str,
     messages: int = 1,
     tls: ssl.SSLContext | None = None,
+    content: bytes = CONTENT,
 ) -> Delivered:
     """Deliver `messages` messages to the hostile server one after the other in one event
     loop (a session may be reused); check what must hold whatever the server did."""
@@ -234,7 +235,8 @@ def deliver(
     async def main() -> Delivered:
         async with HostileServer(handler, tls) as server:
             requests = [
-                harness.request(f"[127.0.0.1]:{server.port}", *recipients) for _ in range(messages)
+                harness.request(f"[127.0.0.1]:{server.port}", *recipients, content=content)
+                for _ in range(messages)
             ]
             results = []
             started = time.monotonic()
@@ -456,6 +458,32 @@ def test_a_close_in_the_middle_of_a_multi_line_reply_defers(agent: AgentHarness)
         peer.close()
 
     deferred(deliver(agent, handler).only, "4.4.2", "lost connection", "EHLO handshake")
+
+
+BIG_CONTENT = b"Subject: big\r\n\r\n" + (b"y" * 998 + b"\r\n") * 9_500  # 9.5 MB
+
+
+def test_a_server_that_stops_reading_the_content_times_out(smtp: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer)
+        await envelope_ok(peer)
+        await peer.answer(b"354 go ahead\r\n")
+        await asyncio.sleep(PEER_WAIT)  # reads nothing: the client's writes fill the buffers
+
+    done = deliver(smtp, handler, content=BIG_CONTENT)
+    deferred(done.only, "4.4.2", "timed out while sending message body")
+    assert done.seconds < TIMEOUT + 2
+
+
+def test_a_close_while_the_content_goes_out_defers(smtp: AgentHarness) -> None:
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer)
+        await envelope_ok(peer)
+        await peer.answer(b"354 go ahead\r\n")
+        await peer.line()
+        peer.writer.transport.abort()
+
+    deferred(deliver(smtp, handler, content=BIG_CONTENT).only, "4.4.2", "lost connection")
 
 
 def test_a_close_in_the_middle_of_a_multi_line_final_reply_defers(smtp: AgentHarness) -> None:
