@@ -11,7 +11,9 @@ Parameters: *_connect_timeout, *_helo_timeout (lmtp_lhlo_timeout), *_mail_timeou
 *_starttls_timeout, *_rset_timeout, *_quit_timeout, *_skip_quit_response, *_helo_name
 (lmtp_lhlo_name), *_line_length_limit, *_discard_ehlo_keywords (lmtp_discard_lhlo_keywords),
 *_mx_session_limit, *_connection_reuse_count_limit, *_connection_reuse_time_limit,
-*_connection_cache_time_limit, *_connection_cache_limit, and the TLS ones of mta.smtp.tls.
+*_connection_cache_time_limit, *_connection_cache_limit, *_reply_line_limit,
+*_reply_max_lines (EHLO keywords too), *_reply_backlog_limit, and the TLS ones of
+mta.smtp.tls.
 """
 
 from __future__ import annotations
@@ -22,10 +24,9 @@ from dataclasses import dataclass
 from mta.config.maincf import Settings
 from mta.config.values import boolean, duration, number, parse_list
 
-REPLY_LINE_LIMIT = 2048  # Postfix's line_length_limit for what it reads
-REPLY_MAX_LINES = 100  # lines of one reply, hence EHLO keywords: far more than any server sends
-MAX_EHLO_KEYWORDS = 100
-REPLY_BACKLOG = 100  # lines of complete replies queued unread; past it the client stops reading
+REPLY_LINE_LIMIT = 2048  # *_reply_line_limit: Postfix's line_length_limit for what it reads
+REPLY_MAX_LINES = 100  # *_reply_max_lines, hence EHLO keywords: far more than servers send
+REPLY_BACKLOG = 100  # *_reply_backlog_limit: reply lines queued unread before reading pauses
 
 
 class Protocol(enum.StrEnum):
@@ -83,7 +84,7 @@ class ClientSettings:
     reuse: ReuseLimits = ReuseLimits()
     reply_line_limit: int = REPLY_LINE_LIMIT
     reply_max_lines: int = REPLY_MAX_LINES
-    max_ehlo_keywords: int = MAX_EHLO_KEYWORDS
+    max_ehlo_keywords: int = REPLY_MAX_LINES
     reply_backlog: int = REPLY_BACKLOG
 
     @property
@@ -118,6 +119,7 @@ class ClientSettings:
             sessions=number(settings, f"{p}_connection_cache_limit"),
         )
         keywords = parse_list(settings.get(f"{p}_discard_{hello if lmtp else 'ehlo'}_keywords"))
+        max_lines = number(settings, f"{p}_reply_max_lines", minimum=10)
         return cls(
             protocol=protocol,
             helo_name=settings.get(f"{p}_{hello}_name").strip(),
@@ -127,4 +129,8 @@ class ClientSettings:
             discard_ehlo_keywords=frozenset(word.upper() for word in keywords),
             mx_session_limit=number(settings, f"{p}_mx_session_limit", minimum=1),
             reuse=reuse,
+            reply_line_limit=number(settings, f"{p}_reply_line_limit", minimum=512),
+            reply_max_lines=max_lines,
+            max_ehlo_keywords=max_lines,
+            reply_backlog=number(settings, f"{p}_reply_backlog_limit", minimum=10),
         )

@@ -335,6 +335,24 @@ def test_ehlo_with_thousands_of_keywords_defers(agent: AgentHarness) -> None:
     assert not any(line.startswith(b"MAIL") for line in done.server.commands())
 
 
+def test_the_reply_line_count_limit_is_a_parameter(tmp_path: Path) -> None:
+    """smtp_reply_max_lines: 150 EHLO keywords are too many by default, not at 200."""
+    keywords = [b"X-KEYWORD-%d" % n for n in range(150)]
+
+    async def handler(peer: Peer) -> None:
+        await greet_and_hello(peer, *keywords)
+        await envelope_ok(peer)
+        await data_ok(peer)
+        await peer.send(b"250 2.0.0 queued\r\n")
+
+    harness = AgentHarness(tmp_path / "raised", FAST_MAIN_CF + "smtp_reply_max_lines = 200\n")
+    try:
+        done = deliver(harness, handler)
+    finally:
+        harness.close()
+    assert [outcome.outcome for outcome in done.only] == [Outcome.SENT]
+
+
 # -- malformed replies -------------------------------------------------------------------------
 
 
