@@ -6,7 +6,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from mta.queue import (
     RecipientStatus,
     UnknownQueueIdError,
 )
+from mta.queue.store import PreparedMessage
 
 NASTY = "a\r\nRCPT TO:<evil@x>\x00\udcff\u00e9"
 
@@ -337,38 +338,54 @@ def test_committer_batches_concurrent_producers(
     ]
 
 
-def test_a_lone_inline_submission_commits_in_the_calling_thread(
-    mail_queue: MailQueue, make: Callable[..., Message]
-) -> None:
-    async def run() -> tuple[str, bool]:
-        committer = Committer(mail_queue)
-        queue_id = await committer.submit(make(1), inline=True)
-        commit_thread_started = any(t.name == "mta-commit" for t in threading.enumerate())
-        await committer.close()
-        return queue_id, commit_thread_started
+class ThreadNotingQueue(MailQueue):
+    """A real queue that notes which thread committed each message."""
 
-    queue_id, commit_thread_started = asyncio.run(run())
-    assert mail_queue.content(queue_id) == make(1).content
-    assert not commit_thread_started
+    def __init__(self, settings: QueueSettings) -> None:
+        super().__init__(settings)
+        self.committed_in: dict[str, str] = {}
+
+    def enqueue_prepared(self, batch: Sequence[PreparedMessage]) -> list[str]:
+        ids = super().enqueue_prepared(batch)
+        self.committed_in.update(dict.fromkeys(ids, threading.current_thread().name))
+        return ids
+
+
+def test_a_lone_inline_submission_commits_in_the_calling_thread(
+    queue_dir: Path, make: Callable[..., Message]
+) -> None:
+    queue = ThreadNotingQueue(QueueSettings(queue_dir, map_size=1 << 20))
+
+    async def run() -> str:
+        committer = Committer(queue)
+        queue_id = await committer.submit(make(1), inline=True)
+        await committer.close()
+        return queue_id
+
+    queue_id = asyncio.run(run())
+    assert queue.committed_in == {queue_id: threading.current_thread().name}
+    assert queue.content(queue_id) == make(1).content
+    queue.close()
 
 
 def test_an_inline_submission_joins_the_commit_thread_when_another_is_waiting(
-    mail_queue: MailQueue, make: Callable[..., Message]
+    queue_dir: Path, make: Callable[..., Message]
 ) -> None:
-    async def run() -> tuple[list[str], int, bool]:
-        committer = Committer(mail_queue)
+    queue = ThreadNotingQueue(QueueSettings(queue_dir, map_size=1 << 20))
+
+    async def run() -> list[str]:
+        committer = Committer(queue)
         first = asyncio.ensure_future(committer.submit(make(1)))
         await asyncio.sleep(0)  # the first is now unresolved, waiting for the commit thread
         second = await committer.submit(make(2), inline=True)
-        used_thread = any(t.name == "mta-commit" for t in threading.enumerate())
         ids = [await first, second]
         await committer.close()
-        return ids, committer.commits, used_thread
+        return ids
 
-    ids, commits, used_thread = asyncio.run(run())
-    assert used_thread
-    assert commits <= 2
-    assert [mail_queue.content(queue_id) for queue_id in ids] == [make(1).content, make(2).content]
+    ids = asyncio.run(run())
+    assert queue.committed_in == dict.fromkeys(ids, "mta-commit")
+    assert [queue.content(queue_id) for queue_id in ids] == [make(1).content, make(2).content]
+    queue.close()
 
 
 def test_committer_keeps_the_loop_free_during_a_commit(
