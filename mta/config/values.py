@@ -32,7 +32,6 @@ MAX_PARAMETER_NUMBER = 2**53  # beyond any sane limit, and still exact as a floa
 _TIME = re.compile(r"(\d+)([smhdw]?)\Z")
 _TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _BOOLEANS = {"yes": True, "no": False}
-_LIST_SEPARATORS = re.compile(r"[\s,]+")
 _HOST_NAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\Z")
 _TRANSPORT = re.compile(r"[A-Za-z0-9_-]+(:.*)?\Z")
 _TABLE = re.compile(r"[a-z][a-z0-9_]*:\S+\Z")
@@ -74,8 +73,9 @@ def parse_bool(value: str, name: str) -> bool:
 
 
 def parse_list(value: str) -> list[str]:
-    """A Postfix list: items separated by commas and/or white space."""
-    return [item for item in _LIST_SEPARATORS.split(value.strip()) if item]
+    """A Postfix list: items separated by commas and/or white space, a table's braces
+    (`inline:{ k=v, { k = v w } }`) keeping what is inside them as one item."""
+    return _LIST_ITEM.findall(value)
 
 
 def check_host_name(value: str, name: str) -> None:
@@ -121,14 +121,9 @@ def check_networks(value: str, name: str) -> None:
             raise ConfigError(f"{name} = {value}: bad network pattern {item!r}")
 
 
-def list_items(value: str) -> list[str]:
-    """The items of a Postfix list value, split at commas and white space outside braces."""
-    return _LIST_ITEM.findall(value)
-
-
 def table_references(value: str, name: str) -> list[str]:
     """The `type:name` lookup tables of a list such as virtual_alias_maps, in order."""
-    references = list_items(value)
+    references = parse_list(value)
     for reference in references:
         if not _TABLE_REFERENCE.match(reference):
             raise ConfigError(

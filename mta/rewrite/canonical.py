@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mta.config.maincf import Settings
-from mta.config.values import boolean, list_items
+from mta.config.values import boolean, parse_list
 from mta.rewrite.tables import MapList
 
 
@@ -104,10 +104,10 @@ class Masquerade:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Masquerade:
-        exceptions = list_items(settings.get("masquerade_exceptions"))
+        exceptions = parse_list(settings.get("masquerade_exceptions"))
         tables = [item for item in exceptions if ":" in item]
         return cls(
-            domains=tuple(item.lower() for item in list_items(settings.get("masquerade_domains"))),
+            domains=tuple(item.lower() for item in parse_list(settings.get("masquerade_domains"))),
             exception_names=frozenset(item.lower() for item in exceptions if ":" not in item),
             exception_tables=MapList("masquerade_exceptions", " ".join(tables)),
         )

@@ -46,7 +46,7 @@ import logging
 from dataclasses import dataclass
 
 from mta.config.maincf import ConfigError, Settings
-from mta.config.values import list_items, number
+from mta.config.values import number, parse_list
 from mta.maps import TableUnavailable
 from mta.rewrite.canonical import Canonicaliser, Masquerade
 from mta.rewrite.resolve import Resolver, TemporaryFailure
@@ -74,7 +74,7 @@ class _LookupProblem(Exception):
 
 
 def _classes(settings: Settings, name: str, known: frozenset[str]) -> frozenset[str]:
-    items = frozenset(item.lower() for item in list_items(settings.get(name)))
+    items = frozenset(item.lower() for item in parse_list(settings.get(name)))
     unknown = items - known
     if unknown:
         raise ConfigError(
@@ -269,7 +269,7 @@ class AddressRewriter:
                 local = local[: -len(extension)]
             value = local + value
         results = []
-        for item in list_items(value):
+        for item in parse_list(value):
             result = self.canonicaliser.canonicalise(item)
             if propagate and extension is not None:
                 local, at, domain = result.rpartition("@")

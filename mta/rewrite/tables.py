@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mta.config.errors import ConfigError
-from mta.config.values import list_items
+from mta.config.values import parse_list
 from mta.maps import TableFormatError, address_keys, open_table, split_spec
 from mta.maps.address import split_extension
 
@@ -59,7 +59,7 @@ class MapList:
 
     def __init__(self, parameter: str, value: str) -> None:
         self.parameter = parameter
-        self._tables = tuple(_table_spec(parameter, spec) for spec in list_items(value))
+        self._tables = tuple(_table_spec(parameter, spec) for spec in parse_list(value))
 
     def __bool__(self) -> bool:
         return bool(self._tables)
@@ -97,7 +97,7 @@ class DomainList:
     def __init__(self, parameter: str, value: str) -> None:
         self.parameter = parameter
         entries: list[tuple[bool, str, bool | None]] = []
-        for item in list_items(value):
+        for item in parse_list(value):
             negated = item.startswith("!")
             entry = item.lstrip("!")
             if entry.startswith("/"):
