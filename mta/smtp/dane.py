@@ -224,13 +224,27 @@ def _load(der: bytes) -> x509.Certificate:
         return x509.load_der_x509_certificate(der)
 
 
-def _spki(certificate: x509.Certificate) -> bytes | None:
+def _public_key(certificate: x509.Certificate) -> CertificatePublicKeyTypes | None:
     try:
-        return certificate.public_key().public_bytes(
+        return certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+
+
+def _key_spki(key: CertificatePublicKeyTypes | None) -> bytes | None:
+    """The DER SubjectPublicKeyInfo of a key, what selector SPKI(1) records select."""
+    if key is None:
+        return None
+    try:
+        return key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     except (ValueError, UnsupportedAlgorithm):
         return None
+
+
+def _spki(certificate: x509.Certificate) -> bytes | None:
+    return _key_spki(_public_key(certificate))
 
 
 def _associated(record: TlsaRecord, selected: bytes | None) -> bool:
@@ -244,16 +258,9 @@ def _associated(record: TlsaRecord, selected: bytes | None) -> bool:
     return selected == record.data
 
 
-def _matches(record: TlsaRecord, der: bytes, certificate: x509.Certificate) -> bool:
-    selected = der if record.selector == SELECTOR_CERT else _spki(certificate)
-    return _associated(record, selected)
-
-
-def _public_key(certificate: x509.Certificate) -> CertificatePublicKeyTypes | None:
-    try:
-        return certificate.public_key()
-    except (ValueError, UnsupportedAlgorithm):
-        return None
+def _matches(record: TlsaRecord, der: bytes, spki: bytes | None) -> bool:
+    """Does the record select and match this certificate (its DER bytes, its SPKI)?"""
+    return _associated(record, der if record.selector == SELECTOR_CERT else spki)
 
 
 def _signed_by(certificate: x509.Certificate, key: CertificatePublicKeyTypes | None) -> bool:
@@ -358,9 +365,10 @@ def _full_anchors(records: Sequence[TlsaRecord]) -> list[_FullAnchor]:
         try:
             if record.selector == SELECTOR_CERT:
                 certificate = _load(record.data)
-                spki = _spki(certificate)
-                if spki is not None:
-                    anchors.append(_FullAnchor(certificate.public_key(), spki, certificate))
+                certificate_key = _public_key(certificate)
+                spki = _key_spki(certificate_key)
+                if certificate_key is not None and spki is not None:
+                    anchors.append(_FullAnchor(certificate_key, spki, certificate))
             else:
                 key = serialization.load_der_public_key(record.data)
                 if isinstance(key, AnchorKey):
@@ -396,9 +404,9 @@ def _trust_anchor_problem(
     while True:
         current = certificates[path[-1]]
         depth = len(path) - 1
-        if depth >= 1 and any(_matches(record, ders[path[-1]], current) for record in records):
-            return _below_anchor_problem([certificates[index] for index in path[:-1]], now)
         current_spki = _spki(current)
+        if depth >= 1 and any(_matches(record, ders[path[-1]], current_spki) for record in records):
+            return _below_anchor_problem([certificates[index] for index in path[:-1]], now)
         for anchor in anchors:
             if anchor.spki == current_spki:
                 continue  # a certificate is never its own trust anchor
@@ -453,7 +461,10 @@ def dane_verify(
         leaf = _load(ders[0])
     except ValueError as error:
         return f"the server certificate cannot be parsed: {error}"
-    if any(_matches(record, ders[0], leaf) for record in usable if record.usage == USAGE_DANE_EE):
+    leaf_spki = _spki(leaf)
+    if any(
+        _matches(record, ders[0], leaf_spki) for record in usable if record.usage == USAGE_DANE_EE
+    ):
         return None
     anchors = [record for record in usable if record.usage == USAGE_DANE_TA]
     if not anchors:
