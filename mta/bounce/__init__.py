@@ -1,1 +1,1 @@
-"""Delivery status notifications (Postfix's bounce(8)); see mta.bounce.dsn."""
+"""Delivery status notifications (Postfix's bounce(8)): mta.bounce.notices, mta.bounce.report."""

@@ -6,12 +6,12 @@ import json
 import re
 import signal
 import time
-from dataclasses import replace
 
 from support.instance import wait_for
 
-from mta.bounce.dsn import build_bounce
-from mta.queue import QueueName
+from mta.bounce.notices import NoticeSettings, result_notices
+from mta.bounce.report import ReportContext
+from mta.queue import QueueName, RecipientResult, RecipientStatus
 
 from .conftest import MakeInstance
 
@@ -63,9 +63,18 @@ def test_error_agent_bounce_returns_an_rfc3464_report_to_the_sender(
 def test_bounce_content_is_a_delivery_status_report(make_instance: MakeInstance) -> None:
     instance = make_instance()
     [queue_id] = instance.enqueue()
-    message = instance.queue.get(queue_id)
-    failed = [replace(message.recipients[0], dsn="5.0.0", reason="no such domain")]
-    notice = build_bounce(message, failed, instance.queue.content(queue_id), "mx.example.test")
+    result = RecipientResult(queue_id, 0, RecipientStatus.BOUNCED, "5.0.0", "no such domain")
+    instance.queue.record_results([result])
+    settings = NoticeSettings(ReportContext("mx.example.test", "mx.example.test"))
+    [sent] = result_notices(
+        instance.queue.get(queue_id),
+        [result],
+        lambda: instance.queue.content(queue_id),
+        settings,
+        time.time(),
+    ).notices
+    assert sent.what == "sender non-delivery notification"
+    notice = sent.message
     content = notice.content.decode()
     assert "multipart/report; report-type=delivery-status" in content
     assert "Content-Type: message/delivery-status" in content
