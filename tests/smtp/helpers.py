@@ -77,23 +77,23 @@ async def deliver_once(
         session.quit()
 
 
-SHORT_MAIN_CF = (
-    "".join(
-        f"{prefix}_{name} = 2s\n"
-        for prefix in ("smtp", "lmtp")
-        for name in (
-            "connect_timeout",
-            "mail_timeout",
-            "rcpt_timeout",
-            "data_init_timeout",
-            "data_xfer_timeout",
-            "data_done_timeout",
-            "starttls_timeout",
-            "rset_timeout",
-        )
+def timeouts_main_cf(seconds: float) -> str:
+    """main.cf lines setting every smtp_*_timeout and lmtp_*_timeout to `seconds`."""
+    steps = (
+        "connect_timeout",
+        "mail_timeout",
+        "rcpt_timeout",
+        "data_init_timeout",
+        "data_xfer_timeout",
+        "data_done_timeout",
+        "starttls_timeout",
+        "rset_timeout",
     )
-    + "smtp_helo_timeout = 2s\nlmtp_lhlo_timeout = 2s\n"
-)
+    lines = [f"{prefix}_{name} = {seconds}s\n" for prefix in ("smtp", "lmtp") for name in steps]
+    return "".join(lines) + f"smtp_helo_timeout = {seconds}s\nlmtp_lhlo_timeout = {seconds}s\n"
+
+
+SHORT_MAIN_CF = timeouts_main_cf(2)
 
 
 class AgentHarness:

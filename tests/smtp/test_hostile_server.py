@@ -30,26 +30,10 @@ from mta.proto.delivery import DeliveryRequest, Outcome, RecipientOutcome
 from mta.smtp.settings import Protocol
 
 from .conftest import Pki
-from .helpers import CONTENT, AgentHarness, client, session_to
+from .helpers import CONTENT, AgentHarness, client, session_to, timeouts_main_cf
 
 TIMEOUT = 1  # seconds, every *_timeout of the agents below
-FAST_MAIN_CF = (
-    "".join(
-        f"{prefix}_{name} = {TIMEOUT}s\n"
-        for prefix in ("smtp", "lmtp")
-        for name in (
-            "connect_timeout",
-            "mail_timeout",
-            "rcpt_timeout",
-            "data_init_timeout",
-            "data_xfer_timeout",
-            "data_done_timeout",
-            "starttls_timeout",
-            "rset_timeout",
-        )
-    )
-    + f"smtp_helo_timeout = {TIMEOUT}s\nlmtp_lhlo_timeout = {TIMEOUT}s\n"
-)
+FAST_MAIN_CF = timeouts_main_cf(TIMEOUT)
 HANG_LIMIT = 4 * TIMEOUT + 2  # one step timing out, twice (a plain-text retry), and slack
 PEER_WAIT = 5.0  # how long the hostile server waits for the client's next line
 GREETING = b"220 hostile.test ESMTP\r\n"
