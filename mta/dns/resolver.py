@@ -340,16 +340,12 @@ class NextHopResolver:
             records += [_Mx(preference, host) for host in hosts]
         return tuple(records), answer.secure
 
-    def addresses(self, host: str) -> tuple[str, ...] | None:
-        """A host's addresses in the order to try; None if it does not exist.
+    def _host_addresses(self, host: str) -> tuple[tuple[str, ...], bool] | None:
+        """A host's addresses in the order to try and whether every address answer used was
+        validated; None if the host does not exist.
 
         Raises DnsTemporaryError when no family answered and one failed for now.
         """
-        found = self._host_addresses(host)
-        return None if found is None else found[0]
-
-    def _host_addresses(self, host: str) -> tuple[tuple[str, ...], bool] | None:
-        """addresses() and whether every address answer used was validated."""
         if self.support_level == "disabled":
             return self._native_addresses(host)
         found: list[str] = []
