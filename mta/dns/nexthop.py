@@ -82,8 +82,9 @@ def parse_nexthop(nexthop: str, default_port: int = SMTP_PORT) -> NextHop:
             port = _port(rest, nexthop)
         mx_lookup = True
     host = host.strip().rstrip(".").lower()
-    if address_or_none(host) is not None:
-        return NextHop(address_or_none(host) or host, port, mx_lookup=False)
+    address = address_or_none(host)
+    if address is not None:
+        return NextHop(address, port, mx_lookup=False)
     if not host or len(host) > MAX_HOST_NAME_LENGTH or any(c.isspace() for c in host):
         raise ValueError(f"bad host in next hop {nexthop!r}")
     return NextHop(host, port, mx_lookup)
