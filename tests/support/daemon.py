@@ -5,7 +5,7 @@
     stop_daemon(process)
 
 Output goes to DIRECTORY/NAME.out, quoted in the failure when the server exits or never
-answers. A missing binary fails the test (with the Debian package to install); it never skips.
+answers (accepting() for a TCP server, dns_reply() for a DNS one). A missing binary fails the test (with the Debian package to install); it never skips.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import dns.exception
+import dns.message
+import dns.query
 import pytest
 
 START_TIMEOUT_SECONDS = 15.0
@@ -56,6 +59,16 @@ def accepting(port: int, host: str = "127.0.0.1") -> bool:
     except OSError:
         return False
     return True
+
+
+def dns_reply(port: int, name: str, rdtype: str = "SOA") -> dns.message.Message | None:
+    """One UDP query to a DNS server on 127.0.0.1:port (a readiness check): its reply, or
+    None when nothing answered in time."""
+    query = dns.message.make_query(name, rdtype)
+    try:
+        return dns.query.udp(query, "127.0.0.1", port=port, timeout=0.5)
+    except (dns.exception.DNSException, OSError):
+        return None
 
 
 def run_tool(command: Sequence[str], directory: Path) -> str:

@@ -17,10 +17,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import dns.exception
-import dns.resolver
+import dns.rcode
 
-from support.daemon import binary, free_port, start_daemon, stop_daemon
+from support.daemon import binary, dns_reply, free_port, start_daemon, stop_daemon
 
 LOCAL_TTL = 300  # the TTL dnsmasq gives its local records
 
@@ -69,14 +68,5 @@ def serving(records: Sequence[str], domain: str = "test") -> Iterator[Dnsmasq]:
 
 def _answering(port: int, domain: str) -> bool:
     """Any answer (NXDOMAIN included) from the server means it is up."""
-    resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = ["127.0.0.1"]
-    resolver.port = port
-    resolver.lifetime = 0.5
-    try:
-        resolver.resolve(f"probe.{domain}", "A")
-    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
-        return True
-    except dns.exception.DNSException:
-        return False
-    return True
+    reply = dns_reply(port, f"probe.{domain}", "A")
+    return reply is not None and reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN)

@@ -24,12 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
 
-import dns.exception
-import dns.message
-import dns.query
 import dns.rcode
 
-from support.daemon import binary, free_port, run_tool, start_daemon
+from support.daemon import binary, dns_reply, free_port, run_tool, start_daemon
 
 ZONE_TTL = 300
 NEGATIVE_TTL = 60  # the SOA minimum: how long resolvers keep NXDOMAIN and NODATA
@@ -116,12 +113,9 @@ remote-control:
 
 
 def answering(port: int, zone: str) -> bool:
-    query = dns.message.make_query(zone, "SOA")
-    try:
-        response = dns.query.udp(query, "127.0.0.1", port=port, timeout=0.5)
-    except (dns.exception.DNSException, OSError):
-        return False
-    return response.rcode() == dns.rcode.NOERROR and bool(response.answer)
+    """NSD answers the zone's SOA once it has loaded the zone."""
+    reply = dns_reply(port, zone)
+    return reply is not None and reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
 
 
 def start_nsd(directory: Path, zones: Sequence[Zone]) -> Nsd:
