@@ -5,7 +5,8 @@
     stop_daemon(process)
 
 Output goes to DIRECTORY/NAME.out, quoted in the failure when the server exits or never
-answers (accepting() for a TCP server, dns_reply() for a DNS one). A missing binary fails the test (with the Debian package to install); it never skips.
+answers (ready: accepting() for a TCP server, dns_reply() for a DNS one). A missing binary
+fails the test (with the Debian package to install); it never skips.
 """
 
 from __future__ import annotations
