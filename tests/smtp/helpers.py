@@ -96,6 +96,15 @@ def timeouts_main_cf(seconds: float) -> str:
 SHORT_MAIN_CF = timeouts_main_cf(2)
 
 
+def dns_main_cf(port: int) -> str:
+    """main.cf lines sending the client's DNS queries to a test name server on 127.0.0.1:port,
+    IPv4 only (the test servers listen on 127.0.0.x)."""
+    return (
+        f"smtp_dns_resolver_address = 127.0.0.1\nsmtp_dns_resolver_port = {port}\n"
+        "inet_protocols = ipv4\n"
+    )
+
+
 class AgentHarness:
     """An in-process smtp or lmtp agent on a real queue in a temp folder: enqueue a message,
     build the request qmgr would send, and await the agent's outcomes."""

@@ -16,7 +16,7 @@ from mta.proto.delivery import Handoff, Outcome, RequestRecipient
 from mta.queue.message import Notify
 from mta.smtp.settings import Protocol
 
-from .helpers import AgentHarness
+from .helpers import AgentHarness, dns_main_cf
 
 RECORDS = [
     # relay.test: mx1 (127.0.0.31) first, then mx2 (127.0.0.32)
@@ -39,13 +39,6 @@ RECORDS = [
 def dns() -> Iterator[Dnsmasq]:
     with serving(RECORDS) as server:
         yield server
-
-
-def dns_main_cf(dns: Dnsmasq) -> str:
-    return (
-        f"smtp_dns_resolver_address = 127.0.0.1\nsmtp_dns_resolver_port = {dns.port}\n"
-        "inet_protocols = ipv4\n"
-    )
 
 
 @pytest.fixture
@@ -115,7 +108,7 @@ def test_mixed_replies_become_sent_deferred_and_bounced(harness: AgentHarness) -
 
 def test_next_mx_after_connection_refused(tmp_path: Path, dns: Dnsmasq) -> None:
     port = free_port("127.0.0.32")
-    harness = AgentHarness(tmp_path, dns_main_cf(dns))
+    harness = AgentHarness(tmp_path, dns_main_cf(dns.port))
     with ScriptedServer(Script(), host="127.0.0.32", port=port) as server:
         [outcomes] = harness.run(harness.request(f"relay.test:{port}"))
     harness.close()
@@ -126,7 +119,7 @@ def test_next_mx_after_connection_refused(tmp_path: Path, dns: Dnsmasq) -> None:
 
 def test_next_mx_after_a_4xx_greeting(tmp_path: Path, dns: Dnsmasq) -> None:
     port = free_port("127.0.0.31")
-    harness = AgentHarness(tmp_path, dns_main_cf(dns))
+    harness = AgentHarness(tmp_path, dns_main_cf(dns.port))
     busy = ScriptedServer(Script(greeting="421 4.3.2 too busy"), host="127.0.0.31", port=port)
     with busy, ScriptedServer(Script(), host="127.0.0.32", port=port) as good:
         [outcomes] = harness.run(harness.request(f"relay.test:{port}"))
@@ -138,7 +131,7 @@ def test_next_mx_after_a_4xx_greeting(tmp_path: Path, dns: Dnsmasq) -> None:
 
 def test_a_recipient_deferred_by_one_mx_is_tried_on_the_next(tmp_path: Path, dns: Dnsmasq) -> None:
     port = free_port("127.0.0.31")
-    harness = AgentHarness(tmp_path, dns_main_cf(dns))
+    harness = AgentHarness(tmp_path, dns_main_cf(dns.port))
     first = ScriptedServer(
         Script(rcpt_replies={"b@rcpt.test": "451 4.3.0 later"}), host="127.0.0.31", port=port
     )
@@ -154,7 +147,7 @@ def test_a_recipient_deferred_by_one_mx_is_tried_on_the_next(tmp_path: Path, dns
 
 def test_at_most_smtp_mx_session_limit_sessions(tmp_path: Path, dns: Dnsmasq) -> None:
     port = free_port("127.0.0.41")
-    harness = AgentHarness(tmp_path, dns_main_cf(dns))
+    harness = AgentHarness(tmp_path, dns_main_cf(dns.port))
     servers = [
         ScriptedServer(Script(greeting=f"421 4.3.2 busy {n}"), host=f"127.0.0.4{n}", port=port)
         for n in (1, 2, 3)
@@ -192,7 +185,7 @@ def test_at_most_smtp_mx_session_limit_sessions(tmp_path: Path, dns: Dnsmasq) ->
 def test_permanent_dns_failures_bounce(
     tmp_path: Path, dns: Dnsmasq, nexthop: str, outcome: Outcome, dsn: str
 ) -> None:
-    harness = AgentHarness(tmp_path, dns_main_cf(dns))
+    harness = AgentHarness(tmp_path, dns_main_cf(dns.port))
     [outcomes] = harness.run(harness.request(nexthop))
     harness.close()
     assert (outcomes[0].outcome, outcomes[0].dsn, outcomes[0].relay) == (outcome, dsn, "none")

@@ -15,7 +15,7 @@ from support.smtpserver import Script, ScriptedServer
 
 from mta.proto.delivery import Outcome
 
-from .helpers import AgentHarness
+from .helpers import AgentHarness, dns_main_cf
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +40,8 @@ def deliver(
     tmp_path: Path, world: DnssecWorld, nexthop: str, level: str = "dane"
 ) -> tuple[Outcome, str, str]:
     main_cf = (
-        f"smtp_dns_resolver_address = 127.0.0.1\nsmtp_dns_resolver_port = {world.unbound.port}\n"
-        "smtp_dns_support_level = dnssec\ninet_protocols = ipv4\nsmtp_dns_resolver_timeout = 3s\n"
+        f"{dns_main_cf(world.unbound.port)}"
+        "smtp_dns_support_level = dnssec\nsmtp_dns_resolver_timeout = 3s\n"
         f"smtp_tls_security_level = {level}\n"
     )
     harness = AgentHarness(tmp_path, main_cf)

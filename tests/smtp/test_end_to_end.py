@@ -14,6 +14,8 @@ from support.dovecot import Dovecot, running_dovecot
 from support.instance import FAST_RETRIES, Instance, running_instance, wait_for
 from support.smtpsink import running_sink
 
+from .helpers import dns_main_cf
+
 MASTER_CF = """\
 127.0.0.1:0 inet n - n - - smtpd
 qmgr      unix  n - n 300 1 qmgr
@@ -43,8 +45,7 @@ def test_mail_leaves_through_smtp_relay_and_lmtp() -> None:
         main_cf = (
             f"{FAST_RETRIES}relayhost = [127.0.0.1]:{sink_port}\n"
             "relay_domains = relayed.test\n"
-            f"smtp_dns_resolver_address = 127.0.0.1\nsmtp_dns_resolver_port = {dns.port}\n"
-            "inet_protocols = ipv4\n"
+            f"{dns_main_cf(dns.port)}"
             f"transport_maps = inline:{{ sink.test=smtp:sink.test:{sink_port}, "
             f"dove.test=lmtp:unix:{dovecot.socket}, "
             f"dovetcp.test=lmtp:inet:127.0.0.1:{dovecot.port} }}\n"

@@ -18,7 +18,7 @@ from mta.proto.delivery import Outcome
 from mta.smtp.session import RecipientResult, TlsPlan
 
 from .conftest import Pki
-from .helpers import AgentHarness, deliver_once, envelope, run, session_to
+from .helpers import AgentHarness, deliver_once, dns_main_cf, envelope, run, session_to
 
 RECORDS = [
     "--mx-host=tls.test,mx.tls.test,10",
@@ -179,8 +179,7 @@ def test_verify_refuses_a_certificate_for_another_name(tmp_path: Path, pki: Pki)
 def test_verify_checks_the_mx_host_name(tmp_path: Path, pki: Pki, dns: Dnsmasq) -> None:
     port = free_port("127.0.0.51")
     main_cf = (
-        f"smtp_dns_resolver_address = 127.0.0.1\nsmtp_dns_resolver_port = {dns.port}\n"
-        f"inet_protocols = ipv4\nsmtp_tls_security_level = verify\n"
+        f"{dns_main_cf(dns.port)}smtp_tls_security_level = verify\n"
         f"smtp_tls_CAfile = {pki.ca_file}\n"
     )
     script = Script(starttls=pki.server_context(["mx.tls.test"]))
@@ -193,10 +192,7 @@ def test_secure_trusts_the_next_hop_domain_not_the_mx_name(
     tmp_path: Path, pki: Pki, dns: Dnsmasq
 ) -> None:
     port = free_port("127.0.0.52")
-    main_cf = (
-        f"smtp_dns_resolver_address = 127.0.0.1\nsmtp_dns_resolver_port = {dns.port}\n"
-        f"inet_protocols = ipv4\nsmtp_tls_CAfile = {pki.ca_file}\n"
-    )
+    main_cf = f"{dns_main_cf(dns.port)}smtp_tls_CAfile = {pki.ca_file}\n"
     script = Script(starttls=pki.server_context(["mail.elsewhere.test"]))
     with ScriptedServer(script, host="127.0.0.52", port=port) as server:
         verify = deliver(
@@ -214,8 +210,7 @@ def test_secure_trusts_the_next_hop_domain_not_the_mx_name(
 def test_secure_accepts_a_name_under_the_next_hop(tmp_path: Path, pki: Pki, dns: Dnsmasq) -> None:
     port = free_port("127.0.0.51")
     main_cf = (
-        f"smtp_dns_resolver_address = 127.0.0.1\nsmtp_dns_resolver_port = {dns.port}\n"
-        f"inet_protocols = ipv4\nsmtp_tls_CAfile = {pki.ca_file}\n"
+        f"{dns_main_cf(dns.port)}smtp_tls_CAfile = {pki.ca_file}\n"
         "smtp_tls_security_level = secure\n"
     )
     with ScriptedServer(
