@@ -49,7 +49,7 @@ def read_reply(client: LineClient) -> bytes | None:
     if kind == b"+":
         return rest
     if kind == b"$":
-        if not rest.lstrip(b"-").isdigit():
+        if not rest.removeprefix(b"-").isdigit():  # one sign at most: int() takes nothing else
             raise ProtocolError(f"bad bulk length {rest[:20]!r}")
         size = int(rest)
         if size < 0:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from mta.maps import TableFormatError, TableUnavailable, open_table
-from mta.maps.redis import command
+from mta.maps.netclient import LineClient, ProtocolError
+from mta.maps.redis import command, read_reply
 from mta.maps.sql import compile_query
 
 from .conftest import Postgres, Server, start_memcached, start_redis
@@ -285,6 +286,19 @@ def test_redis_stopped_server_is_unavailable_and_restarted_one_is_used(tmp_path:
         assert moved.lookup("k") is None  # a new, empty server; no crash, no stale state
     finally:
         restarted.stop()
+
+
+@pytest.mark.parametrize("reply", [b"$--5\r\n", b"$-\r\n", b"$1x\r\n", b"*1\r\n"])
+def test_redis_malformed_reply_is_a_protocol_error(reply: bytes) -> None:
+    # a scripted server on loopback: nothing a real Redis would send, so no real Redis here
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = LineClient(("127.0.0.1", listener.getsockname()[1]), 2.0)
+        peer, _ = listener.accept()
+        with peer:
+            peer.sendall(reply)
+            with pytest.raises(ProtocolError):
+                read_reply(client)
+        client.close()
 
 
 # -- memcache: ----------------------------------------------------------------------------------
