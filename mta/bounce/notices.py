@@ -219,12 +219,6 @@ class Notices:
     remarks: list[str] = field(default_factory=list)
     marks: dict[str, str] = field(default_factory=dict)
 
-    def __iadd__(self, other: Notices) -> Notices:
-        self.notices += other.notices
-        self.remarks += other.remarks
-        self.marks.update(other.marks)
-        return self
-
 
 def _wants(notify: Notify, condition: Notify) -> bool:
     """No NOTIFY (RFC 3461 4.1) means FAILURE and DELAY, as in Postfix; NEVER means none."""
