@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from mta.config.maincf import Settings
 
 MAX_PARAMETER_NUMBER = 2**53  # beyond any sane limit, and still exact as a float
-_TIME = re.compile(r"(\d+)([smhdw]?)\Z")
+_TIME = re.compile(r"([0-9]+)([smhdw]?)\Z")  # ASCII digits only, as parse_size
 _TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _BOOLEANS = {"yes": True, "no": False}
 _HOST_NAME = re.compile(r"(?=.{1,253}\Z)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*\Z")
@@ -40,6 +40,15 @@ _TABLE = re.compile(r"[a-z][a-z0-9_]*:\S+\Z")
 _LIST_ITEM = re.compile(r"!*[a-z][a-z0-9_]*:\{(?:[^{}]|\{[^{}]*\})*\}|[^\s,]+")
 _TABLE_REFERENCE = re.compile(r"[a-z][a-z0-9_]*:\S")
 T = TypeVar("T")
+# more significant digits than this are out of range before int() reads them: int() refuses
+# digit strings over sys.get_int_max_str_digits() (4300) with a ValueError, not a ConfigError
+_MAX_DIGITS = len(str(MAX_PARAMETER_NUMBER))
+
+
+def _whole(digits: str) -> int:
+    """int(digits) of ASCII digits, or one past MAX_PARAMETER_NUMBER when they are too many."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) <= _MAX_DIGITS else MAX_PARAMETER_NUMBER + 1
 
 
 def parse_time(value: str, name: str, default_unit: str = "s", minimum: int = 0) -> int:
@@ -47,7 +56,7 @@ def parse_time(value: str, name: str, default_unit: str = "s", minimum: int = 0)
     match = _TIME.match(value.strip())
     if match is None:
         raise ConfigError(f"{name} = {value}: bad time value")
-    seconds = int(match.group(1)) * _TIME_UNITS[match.group(2) or default_unit]
+    seconds = _whole(match.group(1)) * _TIME_UNITS[match.group(2) or default_unit]
     if not minimum <= seconds <= MAX_PARAMETER_NUMBER:
         raise ConfigError(f"{name} = {value}: time value out of range (at least {minimum}s)")
     return seconds
@@ -58,7 +67,7 @@ def parse_size(value: str, name: str, minimum: int = 0) -> int:
     text = value.strip()
     if not text.isascii() or not text.isdigit():
         raise ConfigError(f"{name} = {value}: bad numerical value")
-    number = int(text)
+    number = _whole(text)
     if not minimum <= number <= MAX_PARAMETER_NUMBER:
         raise ConfigError(f"{name} = {value}: numerical value out of range (at least {minimum})")
     return number

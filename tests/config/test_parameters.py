@@ -23,7 +23,7 @@ def test_bare_number_uses_the_parameters_default_unit() -> None:
     assert parse_time("5", "maximal_queue_lifetime", default_unit="d") == 5 * 86400
 
 
-@pytest.mark.parametrize("text", ["5x", "", "m", "1.5h", "-1s", "1h30m", " 5 s"])
+@pytest.mark.parametrize("text", ["5x", "", "m", "1.5h", "-1s", "1h30m", " 5 s", "\u0661\u0662s"])
 def test_bad_time_values(text: str) -> None:
     with pytest.raises(ConfigError, match=r"^smtpd_timeout = .*: bad time value$"):
         parse_time(text, "smtpd_timeout")
@@ -42,6 +42,17 @@ def test_numbers_and_booleans() -> None:
         parse_size("0", "default_process_limit", minimum=1)
     with pytest.raises(ConfigError, match="out of range"):
         parse_size("9" * 30, "message_size_limit")
+    assert parse_size("0" * 5000 + "7", "message_size_limit") == 7
+
+
+@pytest.mark.parametrize("text", ["9" * 5000, "9" * 5000 + "s", "1" + "0" * 16 + "w"])
+def test_numbers_too_long_for_int_are_out_of_range(text: str) -> None:
+    # int() itself refuses over 4300 digits with a ValueError; that must stay a ConfigError
+    with pytest.raises(ConfigError, match="out of range"):
+        parse_time(text, "smtpd_timeout")
+    if text.isdigit():
+        with pytest.raises(ConfigError, match="out of range"):
+            parse_size(text, "message_size_limit")
 
 
 def write_main_cf(directory: Path, text: str) -> None:
