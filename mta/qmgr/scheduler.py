@@ -317,10 +317,6 @@ class Scheduler(Generic[T]):
             ):
                 del self.destinations[key]
 
-    @property
-    def pending(self) -> int:
-        return sum(len(destination.jobs) for destination in self.destinations.values())
-
 
 @dataclass(frozen=True, slots=True)
 class Request(Generic[R]):
