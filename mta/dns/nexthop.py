@@ -44,12 +44,12 @@ def address_or_none(text: str) -> str | None:
 
 
 def _port(text: str, nexthop: str) -> int:
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # int() would take "١٢" and refuse "²"
         port = int(text)
     else:
         try:
             port = socket.getservbyname(text, "tcp")
-        except OSError:
+        except (OSError, ValueError):  # ValueError: not ASCII, or a NUL in the name
             raise ValueError(f"bad port in next hop {nexthop!r}") from None
     if not 1 <= port <= 65535:
         raise ValueError(f"bad port in next hop {nexthop!r}")

@@ -32,6 +32,12 @@ def test_bad_next_hops(text: str) -> None:
         parse_nexthop(text)
 
 
+@pytest.mark.parametrize("port", ["\u0661\u0662", "\u00b2", "smtp\0"])
+def test_a_port_of_other_digits_is_a_bad_port(port: str) -> None:
+    with pytest.raises(ValueError, match="bad port"):
+        parse_nexthop(f"example.com:{port}")
+
+
 def test_bounded_input() -> None:
     with pytest.raises(ValueError):
         parse_nexthop("a" * 2000)
