@@ -47,8 +47,11 @@ def parse_endpoint(text: str, default_port: int, where: str) -> Endpoint:
         host, _, port_text = address.partition(":")
     else:
         host, port_text = address, ""
-    if not host or (port_text and not port_text.isdigit()):
+    # ASCII digits only, and few: int() refuses "²" and 4300+ digits with a ValueError
+    if not host or (port_text and not (port_text.isascii() and port_text.isdigit())):
         raise TableFormatError(f"{where}: bad server address {text!r}")
+    if len(port_text) > 5:
+        raise TableFormatError(f"{where}: bad port in {text!r}")
     port = int(port_text) if port_text else default_port
     if not 0 < port < 65536:
         raise TableFormatError(f"{where}: bad port in {text!r}")

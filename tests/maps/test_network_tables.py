@@ -288,6 +288,24 @@ def test_redis_stopped_server_is_unavailable_and_restarted_one_is_used(tmp_path:
         restarted.stop()
 
 
+@pytest.mark.parametrize(
+    ("address", "error"),
+    [
+        ("127.0.0.1:\u00b2", "bad server address"),
+        ("127.0.0.1:\u0661\u0662", "bad server address"),
+        ("127.0.0.1:" + "9" * 5000, "bad port"),
+        ("127.0.0.1:65536", "bad port"),
+    ],
+)
+def test_memcache_bad_server_port_is_a_format_error(
+    tmp_path: Path, address: str, error: str
+) -> None:
+    config = tmp_path / "memcache.cf"
+    config.write_text(f"memcache = {address}\n")
+    with pytest.raises(TableFormatError, match=error):
+        open_table(f"memcache:{config}", shared=False)
+
+
 @pytest.mark.parametrize("reply", [b"$--5\r\n", b"$-\r\n", b"$1x\r\n", b"*1\r\n"])
 def test_redis_malformed_reply_is_a_protocol_error(reply: bytes) -> None:
     # a scripted server on loopback: nothing a real Redis would send, so no real Redis here
