@@ -42,7 +42,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import ssl
 import time
 from collections import deque
@@ -52,6 +51,7 @@ from typing import cast
 
 from hotpath.events import Reply, ReplySyntaxError
 from hotpath.parser import ReplyParser, dot_stuff
+from mta.dns.nexthop import address_or_none
 from mta.smtp.settings import ClientSettings, Protocol
 from mta.smtp.tls import describe, verified_name
 from mta.smtp.xtext import encode_xtext
@@ -517,7 +517,7 @@ class Session:
         self.channel.reset_input()
         loop = asyncio.get_running_loop()
         host = plan.server_name or self.endpoint.host
-        server_hostname = None if self.endpoint.unix or _is_address(host) else host
+        server_hostname = None if self.endpoint.unix or address_or_none(host) is not None else host
         try:
             # Bounded twice: start_tls's own handshake time limit does not end its wait when
             # the connection is already gone.
@@ -846,16 +846,6 @@ class Session:
         self.usable = False
         if self.channel.transport is not None:
             self.channel.transport.abort()
-
-
-def _is_address(host: str) -> bool:
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return True
-    return False
 
 
 async def open_session(
