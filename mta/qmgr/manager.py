@@ -141,8 +141,6 @@ class CycleOutcome:
     committed: Committed | None
     """None when the cycle had nothing to commit or its commit failed."""
     taken: list[QueuedMessage]
-    received: int
-    """How many of taken came from incoming (new mail, not deferred)."""
     error: Exception | None
     """Why the commit (then nothing was done) or the intake failed."""
 
@@ -514,9 +512,9 @@ class Qmgr:
                     lambda txn: self._commit(txn, changes, job.flush)
                 )
             except Exception as error:  # QueueError, or a bug: keep the changes for a retry
-                return CycleOutcome(None, [], 0, error)
+                return CycleOutcome(None, [], error)
         if job.limit <= 0:
-            return CycleOutcome(committed, [], 0, None)
+            return CycleOutcome(committed, [], None)
         due_before = time.time() if job.deferred else None
         try:
             # self.active is read from this thread: its keys change only in _cycle_done, in
@@ -526,11 +524,11 @@ class Qmgr:
             due_first = job.plan.due_first if job.plan is not None else None
             intake = self.queue.read_intake(job.limit, self.active, due_before, due_first)
         except Exception as error:
-            return CycleOutcome(committed, [], 0, error)
+            return CycleOutcome(committed, [], error)
         # Deferred and new mail in turn, so what does not fit is left from both alike.
         deferred_first = job.plan is not None and job.plan.deferred_first
         taken = interleave(intake.due, intake.incoming, deferred_first)
-        return CycleOutcome(committed, taken, len(intake.incoming), None)
+        return CycleOutcome(committed, taken, None)
 
     def _cycle_done(self, jobs: list[CycleJob], cycle: CycleOutcome) -> None:
         """In the loop: log and act on what one cycle did, then look for the next."""
