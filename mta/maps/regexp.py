@@ -48,7 +48,8 @@ from mta.maps.table import (
     TableFormatError,
 )
 
-_REFERENCE = re.compile(r"\$(?:(\d)|\{(\d+)\}|\((\d+)\)|(\$))")
+_REFERENCE = re.compile(r"\$(?:([0-9])|\{([0-9]+)\}|\(([0-9]+)\)|(\$))")
+MAX_GROUP_DIGITS = 5  # $n beyond any real pattern's groups; int() refuses 4300+ digits
 _PCRE_FLAGS = {"m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE, "X": 0}
 _UNSUPPORTED_PCRE_FLAGS = {"E": "dollar end-only", "U": "ungreedy"}
 
@@ -116,12 +117,14 @@ def parse_template(text: str, groups: int, negated: bool, where: str) -> Templat
         if reference.group(4):
             parts.append("$")
             continue
-        number = int(reference.group(1) or reference.group(2) or reference.group(3))
+        digits = reference.group(1) or reference.group(2) or reference.group(3)
         if negated:
-            raise TableFormatError(f"{where}: ${number} in the result of a negated pattern")
+            raise TableFormatError(f"{where}: ${digits[:20]} in the result of a negated pattern")
+        significant = digits.lstrip("0") or "0"
+        number = int(significant) if len(significant) <= MAX_GROUP_DIGITS else 0
         if not 1 <= number <= groups:
             raise TableFormatError(
-                f"{where}: ${number} is out of range (the pattern has {groups} groups)"
+                f"{where}: ${digits[:20]} is out of range (the pattern has {groups} groups)"
             )
         parts.append(number)
     parts.append(text[position:])

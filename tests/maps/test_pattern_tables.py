@@ -42,6 +42,7 @@ def test_malformed_cidr_names_file_and_line(tmp_path: Path, text: str, error: st
     ("kind", "text", "error"),
     [
         ("regexp", "/a(b)/ $2\n", r"line 1: \$2 is out of range \(the pattern has 1 groups\)"),
+        ("regexp", "/a(b)/ ${" + "9" * 5000 + "}\n", r"line 1: \$9{20} is out of range"),
         ("regexp", "!/a(b)/ $1\n", r"line 1: \$1 in the result of a negated pattern"),
         ("regexp", "/abc x\n", "line 1: missing closing '/' of the pattern"),
         ("regexp", "/abc/\n", "line 1: no result after the pattern"),
