@@ -17,7 +17,8 @@ As Postfix's smtp(8) does:
 
 Each host's addresses come from A and/or AAAA as inet_protocols allows, the family named by
 smtp_address_preference first (any: random order). At most smtp_mx_address_limit addresses are
-returned in all (0: no limit); hosts left without an address are dropped.
+returned in all (0: no limit); hosts left without an address are dropped, and MX hosts past
+the limit are not looked up at all.
 
 Failures are results, not exceptions: NXDOMAIN for the domain is permanent (5.1.2 host not
 found), as is a domain with neither MX nor address records, or MX hosts that do not exist
@@ -457,7 +458,10 @@ class NextHopResolver:
             return self._resolve_host(domain, port, IMPLICIT_MX_PREFERENCE, mx_secure)
         destinations: list[Destination] = []
         temporary: DnsTemporaryError | None = None
+        found_addresses = 0
         for record in records:
+            if 0 < self.address_limit <= found_addresses:
+                break  # _limited() would drop every later host: no lookups for them
             try:
                 host_found = self._host_addresses(record.host)
             except DnsTemporaryError as error:
@@ -465,6 +469,7 @@ class NextHopResolver:
                 continue
             if host_found is not None and host_found[0]:
                 addresses, secure = host_found
+                found_addresses += len(addresses)
                 destinations.append(
                     Destination(
                         record.preference, record.host, addresses, port, secure and mx_secure

@@ -123,8 +123,11 @@ def test_address_literals_need_no_dns() -> None:
 
 
 def test_mx_address_limit(dnsmasq: Dnsmasq) -> None:
-    result = resolver(dnsmasq, address_limit=2, address_preference="ipv4").resolve("mx.test")
+    limited = resolver(dnsmasq, address_limit=2, address_preference="ipv4")
+    result = limited.resolve("mx.test")
     assert result == (Destination(10, "one.mx.test", ("127.0.0.11", "::11"), 25),)
+    # the first host gave the two addresses allowed: the other hosts are not looked up
+    assert limited.queries == 1 + 2
 
 
 def test_answers_are_cached_for_their_ttl(dnsmasq: Dnsmasq) -> None:
