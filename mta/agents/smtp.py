@@ -295,18 +295,18 @@ class SmtpAgent:
     ) -> TlsPlan:
         policy = route.policy
         contexts = self.contexts
-        may = TlsPlan(contexts.context(TlsPolicy(Level.MAY)), loglevel=contexts.loglevel)
         level = policy.level
         if level is Level.NONE:
             return NO_TLS
+        # dane's context verifies nothing (dane_verify checks the chain) but keeps protocols=.
+        context = contexts.context(policy)
         if level in (Level.MAY, Level.ENCRYPT):
-            return TlsPlan(
-                contexts.context(policy), level is Level.ENCRYPT, loglevel=contexts.loglevel
-            )
+            return TlsPlan(context, level is Level.ENCRYPT, loglevel=contexts.loglevel)
         if level.verified:
             patterns = contexts.patterns(policy)
             expanded = tuple(expand_patterns(patterns, endpoint.host, route.nexthop_domain))
-            return TlsPlan(contexts.context(policy), True, expanded, loglevel=contexts.loglevel)
+            return TlsPlan(context, True, expanded, loglevel=contexts.loglevel)
+        may = TlsPlan(context, loglevel=contexts.loglevel)
         # dane, dane-only (RFC 7672 2.2): only DNSSEC-validated MX/address records lead to TLSA.
         dane_only = level is Level.DANE_ONLY
         if not destination.secure:
@@ -328,7 +328,7 @@ class SmtpAgent:
         if effective == "may":
             return may
         if effective == "encrypt":  # records, none usable: TLS without authentication
-            return TlsPlan(may.context, True, loglevel=contexts.loglevel)
+            return TlsPlan(context, True, loglevel=contexts.loglevel)
         records = tlsa.usable
         names = tlsa.names or (endpoint.host,)
 
@@ -338,7 +338,7 @@ class SmtpAgent:
             )
 
         return TlsPlan(
-            may.context,
+            context,
             True,
             check=check,
             loglevel=contexts.loglevel,

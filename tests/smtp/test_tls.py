@@ -109,6 +109,21 @@ def test_may_retries_in_plain_text_after_a_failed_handshake(tmp_path: Path, pki:
     assert not server.messages[0].tls
 
 
+def test_dane_falling_back_to_may_keeps_the_protocols_of_the_policy(
+    tmp_path: Path, pki: Pki
+) -> None:
+    """An address has no DNSSEC-validated records: dane acts as may, with protocols= still in
+    force (a TLS 1.2 session here would ignore the policy)."""
+    with ScriptedServer(Script(starttls=_tls12_only(pki))) as server:
+        nexthop = f"[127.0.0.1]:{server.port}"
+        policy = policy_file(tmp_path, f"{nexthop} dane protocols=>=TLSv1.3\n")
+        outcome = deliver(tmp_path, policy, nexthop)
+    assert outcome[0] is Outcome.SENT
+    first, second = server.commands()
+    assert "STARTTLS" in first and "STARTTLS" not in second
+    assert not server.messages[0].tls
+
+
 def test_encrypt_defers_when_starttls_is_not_offered(tmp_path: Path) -> None:
     with ScriptedServer(Script()) as server:
         port = server.port
