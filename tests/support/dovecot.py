@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from support.daemon import free_port
+from support.daemon import binary, free_port
 
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 10.0
@@ -94,9 +94,7 @@ def _listening(port: int, path: Path) -> bool:
 
 @contextlib.contextmanager
 def running_dovecot() -> Iterator[Dovecot]:
-    binary = shutil.which("dovecot") or shutil.which("/usr/sbin/dovecot")
-    if binary is None:
-        pytest.fail("dovecot is not installed (dovecot-core, dovecot-lmtpd: ci/apt-test-packages)")
+    dovecot_binary = binary("dovecot", "dovecot-core, dovecot-lmtpd")
     directory = Path(tempfile.mkdtemp(prefix="mta-dove-", dir="/tmp"))
     directory.chmod(0o755)
     (directory / "mail").mkdir()
@@ -112,7 +110,7 @@ def running_dovecot() -> Iterator[Dovecot]:
         # (pipes would never reach end of file).
         with output.open("wb") as log:
             started = subprocess.run(
-                [binary, "-c", str(config)],
+                [dovecot_binary, "-c", str(config)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -128,7 +126,8 @@ def running_dovecot() -> Iterator[Dovecot]:
             time.sleep(0.05)
         yield dovecot
     finally:
-        with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError):
+        # no pid file, or an empty one: dovecot never got as far as running
+        with contextlib.suppress(FileNotFoundError, IndexError, ValueError, ProcessLookupError):
             pid = int(pid_file.read_text().split()[0])
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
