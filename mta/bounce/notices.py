@@ -55,7 +55,7 @@ from mta.bounce.report import (
 )
 from mta.config.errors import ConfigError
 from mta.config.maincf import Settings
-from mta.config.values import duration, number, parse_list
+from mta.config.values import check_host_name, duration, located, number, parse_list
 from mta.proto.delivery import Handoff
 from mta.queue import (
     BodyType,
@@ -120,6 +120,7 @@ class NoticeSettings:
             if not value or any(c.isspace() or not c.isprintable() for c in value):
                 raise ConfigError(f"{name} = {value!r}: expected one address")
             recipients[name] = value
+        located(settings, "myhostname", check_host_name)
         myhostname = settings.get("myhostname").strip()
         context = ReportContext(
             myhostname=myhostname,

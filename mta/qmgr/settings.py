@@ -59,7 +59,6 @@ from mta.qmgr.scheduler import TransportPolicy
 
 @dataclass(frozen=True, slots=True)
 class QmgrSettings:
-    myhostname: str
     queue_directory: Path
     data_directory: Path
     queue_run_delay: float
@@ -83,15 +82,11 @@ class QmgrSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings, services: Iterable[Service] = ()) -> QmgrSettings:
-        myhostname = settings.get("myhostname").strip()
-        if not myhostname or not myhostname.isascii() or any(c in myhostname for c in " \t/"):
-            raise ConfigError(f"myhostname = {myhostname!r}: expected a host name")
         minimal = duration(settings, "minimal_backoff_time")
         maximal = duration(settings, "maximal_backoff_time")
         if maximal < minimal:
             raise ConfigError("maximal_backoff_time is shorter than minimal_backoff_time")
         return cls(
-            myhostname=myhostname,
             queue_directory=settings.queue_directory,
             data_directory=settings.data_directory,
             queue_run_delay=duration(settings, "queue_run_delay"),

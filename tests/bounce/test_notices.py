@@ -306,3 +306,6 @@ def test_notice_settings_read_main_cf() -> None:
         NoticeSettings.from_settings(
             settings_from_text("error_notice_recipient = a b\n", "main.cf")
         )
+    # myhostname goes into every notice's From, Message-Id and Reporting-MTA.
+    with pytest.raises(ConfigError, match=r"main\.cf, line 1: myhostname = mx/bad: bad host name"):
+        NoticeSettings.from_settings(settings_from_text("myhostname = mx/bad\n", "main.cf"))
