@@ -34,19 +34,22 @@ class SmtpSink:
 @contextlib.contextmanager
 def running_sink(*options: str, keep: bool = False) -> Iterator[SmtpSink]:
     """smtp-sink with the given options on a free loopback port; keep: -d, a file a message."""
+    sink = binary("smtp-sink", "postfix")
     directory = Path(tempfile.mkdtemp(prefix="mta-sink-", dir="/tmp"))
     kept = directory / "kept"
     kept.mkdir()
     directory.chmod(0o711)  # smtp-sink writes as nobody: it must reach kept ...
     kept.chmod(0o777)  # ... and write there
     port = free_port()
-    command = [binary("smtp-sink", "postfix"), "-u", "nobody", *options]
+    command = [sink, "-u", "nobody", *options]
     if keep:
         command += ["-d", f"{kept}/%M."]
     command += [f"127.0.0.1:{port}", BACKLOG]
-    process = start_daemon(command, directory, "smtp-sink", ready=lambda: accepting(port))
     try:
-        yield SmtpSink(port, kept)
-    finally:
-        stop_daemon(process)
+        process = start_daemon(command, directory, "smtp-sink", ready=lambda: accepting(port))
+        try:
+            yield SmtpSink(port, kept)
+        finally:
+            stop_daemon(process)
+    finally:  # also when it never started: its folder goes too
         shutil.rmtree(directory, ignore_errors=True)
