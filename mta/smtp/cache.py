@@ -35,9 +35,12 @@ class SessionCache:
     def __init__(self, limits: ReuseLimits, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
         self.clock = clock
+        # Oldest first, for eviction; _by_key finds a key's newest session without a scan of
+        # every idle session on each message.
         self._idle: OrderedDict[int, tuple[Key, Session, asyncio.TimerHandle | None]] = (
             OrderedDict()
         )
+        self._by_key: dict[Key, dict[int, None]] = {}
         self.reused = 0  # sessions handed out again (for tests and statistics)
 
     def __len__(self) -> int:
@@ -63,25 +66,28 @@ class SessionCache:
                 self.limits.idle, self._expire, id(session)
             )
         self._idle[id(session)] = (key, session, handle)
+        self._by_key.setdefault(key, {})[id(session)] = None
         while len(self._idle) > self.limits.sessions:
-            _old_id, (_key, old, old_handle) = self._idle.popitem(last=False)
-            if old_handle is not None:
-                old_handle.cancel()
-            old.close()
+            self._remove(next(iter(self._idle))).close()
+
+    def _remove(self, session_id: int) -> Session:
+        """Take an idle session out of the cache and stop its idle timer."""
+        key, session, handle = self._idle.pop(session_id)
+        ids = self._by_key[key]
+        del ids[session_id]
+        if not ids:
+            del self._by_key[key]
+        if handle is not None:
+            handle.cancel()
+        return session
 
     def _expire(self, session_id: int) -> None:
-        entry = self._idle.pop(session_id, None)
-        if entry is not None:
-            entry[1].close()
+        if session_id in self._idle:
+            self._remove(session_id).close()
 
     def _pop(self, key: Key) -> Session | None:
-        for session_id, (entry_key, session, handle) in reversed(self._idle.items()):
-            if entry_key == key:
-                del self._idle[session_id]
-                if handle is not None:
-                    handle.cancel()
-                return session
-        return None
+        ids = self._by_key.get(key)
+        return None if ids is None else self._remove(next(reversed(ids)))
 
     async def take(self, key: Key) -> Session | None:
         """A cached session for key that passed its limits and RSET, or None."""
@@ -95,7 +101,4 @@ class SessionCache:
     def close(self) -> None:
         """QUIT every idle session (the process is stopping)."""
         while self._idle:
-            _session_id, (_key, session, handle) = self._idle.popitem()
-            if handle is not None:
-                handle.cancel()
-            session.close()
+            self._remove(next(iter(self._idle))).close()
