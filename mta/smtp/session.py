@@ -24,7 +24,7 @@ Decisions (docs/delivery.md says why):
   * QUIT: sent without waiting for its reply (smtp_skip_quit_response = yes, Postfix's default).
 
 Security: what the server sends is bounded (ReplyParser: reply_line_limit octets a line,
-reply_max_lines lines a reply, max_ehlo_keywords keywords kept, reply_backlog lines of replies
+reply_max_lines lines a reply (EHLO keywords too), reply_backlog lines of replies
 queued unread: past that reading stops until the session takes some, so a server flooding
 replies fills its own socket buffers, not our memory). What we send never carries a
 bare CR or LF: content goes through hotpath's dot_stuff (CRLF line ends, dot-stuffing, long
@@ -457,7 +457,7 @@ class Session:
         reply = await self.command(f"{verb} {name}", timeouts.helo, "performing the EHLO handshake")
         self.extensions = {}
         if reply.code // 100 == 2:
-            for line in reply.lines[1 : 1 + self.settings.max_ehlo_keywords]:
+            for line in reply.lines[1:]:  # as many as reply_max_lines allows
                 keyword, _, parameters = line.strip().partition(" ")
                 keyword = keyword.upper()
                 if keyword and keyword not in self.settings.discard_ehlo_keywords:

@@ -84,7 +84,6 @@ class ClientSettings:
     reuse: ReuseLimits = ReuseLimits()
     reply_line_limit: int = REPLY_LINE_LIMIT
     reply_max_lines: int = REPLY_MAX_LINES
-    max_ehlo_keywords: int = REPLY_MAX_LINES
     reply_backlog: int = REPLY_BACKLOG
 
     @property
@@ -119,7 +118,6 @@ class ClientSettings:
             sessions=number(settings, f"{p}_connection_cache_limit"),
         )
         keywords = parse_list(settings.get(f"{p}_discard_{hello if lmtp else 'ehlo'}_keywords"))
-        max_lines = number(settings, f"{p}_reply_max_lines", minimum=10)
         return cls(
             protocol=protocol,
             helo_name=settings.get(f"{p}_{hello}_name").strip(),
@@ -130,7 +128,6 @@ class ClientSettings:
             mx_session_limit=number(settings, f"{p}_mx_session_limit", minimum=1),
             reuse=reuse,
             reply_line_limit=number(settings, f"{p}_reply_line_limit", minimum=512),
-            reply_max_lines=max_lines,
-            max_ehlo_keywords=max_lines,
+            reply_max_lines=number(settings, f"{p}_reply_max_lines", minimum=10),
             reply_backlog=number(settings, f"{p}_reply_backlog_limit", minimum=10),
         )

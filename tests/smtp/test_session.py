@@ -72,10 +72,13 @@ def test_a_refused_helo_is_a_permanent_session_failure() -> None:
     assert "said: 550 5.7.1 go away (in reply to HELO command)" in failure.value.text
 
 
-def test_ehlo_keywords_are_bounded() -> None:
-    with ScriptedServer(Script(dsn=True, chunking=True)) as server:
-        extensions = run(_extensions_with(server.port, max_ehlo_keywords=2))
-    assert list(extensions) == ["PIPELINING", "8BITMIME"]
+def test_ehlo_keywords_are_bounded_by_the_reply_line_limit() -> None:
+    script = Script(dsn=True, chunking=True)
+    with ScriptedServer(script) as server, pytest.raises(SessionError) as failure:
+        run(session_to(server.port, client(reply_max_lines=3)))
+    assert failure.value.text.startswith(
+        "malformed reply from mx[127.0.0.1] while performing the EHLO handshake"
+    )
 
 
 async def _extensions_with(port: int, **changes: Any) -> dict[str, str]:
