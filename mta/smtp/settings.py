@@ -86,10 +86,6 @@ class ClientSettings:
     reply_max_lines: int = REPLY_MAX_LINES
     reply_backlog: int = REPLY_BACKLOG
 
-    @property
-    def prefix(self) -> str:
-        return self.protocol.value
-
     @classmethod
     def from_settings(cls, settings: Settings, protocol: Protocol) -> ClientSettings:
         p = protocol.value
