@@ -709,19 +709,18 @@ class Session:
             "sending end of data -- message may be sent more than once",
         )
 
-        def send(lines: Sequence[str], extra: bytes = b"") -> None:
-            data = "".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape")
-            self.channel.write(data + extra)
+        def encode(lines: Sequence[str]) -> bytes:
+            return "".join(line + "\r\n" for line in lines).encode("utf-8", "surrogateescape")
+
+        def send(lines: Sequence[str]) -> None:
+            self.channel.write(encode(lines))
 
         accepted: list[int] = []
         try:
             if pipelining:
                 group = [mail, *(line for _index, line in rcpt_lines), data_line]
                 if chunking:
-                    await self._send_content(
-                        "".join(line + "\r\n" for line in group).encode("utf-8", "surrogateescape")
-                        + payload
-                    )
+                    await self._send_content(encode(group) + payload)
                 else:
                     send(group)
                 mail_reply = await self._read(mail_step)
@@ -755,7 +754,7 @@ class Session:
                 return [result for result in results if result is not None]
             if chunking:
                 if not pipelining:
-                    await self._send_content(data_line.encode() + b"\r\n" + payload)
+                    await self._send_content(encode([data_line]) + payload)
                 await self._final_replies(data_step, "end of data", accepted, lmtp, results)
             else:
                 if not pipelining:
