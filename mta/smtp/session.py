@@ -244,10 +244,15 @@ class _Channel(asyncio.Protocol):
         try:
             self.parser.receive_data(data)
         except ReplySyntaxError as error:
-            self.error = error
-            if self.transport is not None:
-                self.transport.abort()
+            self._fail(error)
         self._assemble()
+
+    def _fail(self, error: ReplySyntaxError) -> None:
+        """A reply broke its bounds or syntax: the connection ends, the error stays for reply()."""
+        if self.error is None:
+            self.error = error
+        if self.transport is not None:
+            self.transport.abort()
 
     def _assemble(self) -> None:
         """Move complete replies from the parser to the queue while it holds fewer than
@@ -260,10 +265,7 @@ class _Channel(asyncio.Protocol):
                 self.replies.append(reply)
                 self._queued_lines += len(reply.lines)
         except ReplySyntaxError as error:
-            if self.error is None:
-                self.error = error
-            if self.transport is not None:
-                self.transport.abort()
+            self._fail(error)
         full = self._queued_lines >= backlog
         if full != self._reading_paused and self.transport is not None and not self.closed:
             if full:
