@@ -24,16 +24,19 @@ def world() -> Iterator[DnssecWorld]:
         yield made
 
 
-@pytest.fixture(scope="module")
-def receiver(world: DnssecWorld, tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+def receiver_context(world: DnssecWorld, directory: Path) -> ssl.SSLContext:
     """The server side of mx-dane/mx-bad/mx-ta.signed.test: leaf and intermediate."""
-    directory = tmp_path_factory.mktemp("dane-receiver")
     certificate, key = world.pki.receiver.write(
         directory, "receiver", chain=[world.pki.intermediate]
     )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(certificate, key)
     return context
+
+
+@pytest.fixture(scope="module")
+def receiver(world: DnssecWorld, tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    return receiver_context(world, tmp_path_factory.mktemp("dane-receiver"))
 
 
 def deliver(
@@ -88,11 +91,7 @@ def test_sni_names_the_tlsa_base_domain_behind_a_validated_cname(
     """RFC 7672 8.1: the client sends the TLSA base domain, here the CNAME's target."""
     directory = tmp_path / "receiver"
     directory.mkdir()
-    certificate, key = world.pki.receiver.write(
-        directory, "receiver", chain=[world.pki.intermediate]
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(certificate, key)
+    context = receiver_context(world, directory)  # its own: the module's has no SNI callback
     names: list[str | None] = []
     context.sni_callback = lambda _ssl_object, name, _context: names.append(name)
     with ScriptedServer(Script(starttls=context)) as server:
