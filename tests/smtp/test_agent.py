@@ -16,7 +16,7 @@ from mta.proto.delivery import Handoff, Outcome, RequestRecipient
 from mta.queue.message import Notify
 from mta.smtp.settings import Protocol
 
-from .helpers import AgentHarness, dns_main_cf
+from .helpers import AgentHarness, dns_main_cf, run
 
 RECORDS = [
     # relay.test: mx1 (127.0.0.31) first, then mx2 (127.0.0.32)
@@ -312,7 +312,5 @@ def test_a_broken_cached_session_is_replaced_by_a_new_one(harness: AgentHarness)
         assert len(again.messages) == 1
         return outcomes
 
-    import asyncio
-
-    assert asyncio.run(main()) == [Outcome.SENT, Outcome.SENT]
+    assert run(main()) == [Outcome.SENT, Outcome.SENT]
     assert harness.agent.cache.reused == 0
