@@ -188,11 +188,8 @@ class SmtpAgent:
         resolved = self.resolver.resolve(text, self.client.protocol.default_port)
         if isinstance(resolved, DnsFailure):
             return resolved
-        try:
-            domain = nexthop_syntax.parse_nexthop(text).host
-        except ValueError:
-            domain = text
-        return Route(resolved, domain, policy)
+        # The resolver parsed this same text without error, so this parse cannot fail.
+        return Route(resolved, nexthop_syntax.parse_nexthop(text).host, policy)
 
     # -- delivery ------------------------------------------------------------------------------
 
