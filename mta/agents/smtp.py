@@ -376,11 +376,10 @@ class SmtpAgent:
         try:
             results: Sequence[RecipientResult | None] = await session.deliver(envelope, content)
         except SessionError as error:
-            attempt.last_error = error
+            # A cached session that broke is no failure of the destination: a new one is tried.
+            attempt.last_error = None if reused and error.try_next else error
             attempt.last_relay = relay
             session.abort()
-            if reused and error.try_next:
-                attempt.last_error = None  # a cached session that broke: a new one is tried
             if error.results:  # what the server had answered before the session broke
                 self._record(attempt, recipients, error.results, relay, session)
             return
